@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what fieldcast needs to build and run on Debian 12 / Raspberry Pi OS (bookworm).
+# With --test, also what the test suite needs (headless Chromium, Node test packages).
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config curl ca-certificates
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(chromium)
+  # Node may already come from elsewhere than Debian (e.g. NodeSource); use it if so.
+  command -v npm >/dev/null || packages+=(nodejs npm)
+fi
+
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "Rust is needed: install it with https://rustup.rs (rustup), then run this again." >&2
+    exit 1
+  fi
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund)
+fi

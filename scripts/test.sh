@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit and integration tests, then the headless-Chromium tests against
+# the release binary. Needs no camera, display or internet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+"$(dirname "$0")/install-deps.sh" --test
+cargo build --release --locked
+cargo test --release --locked -- --test-threads=2
+(cd tests/browser && FIELDCAST_BIN="$PWD/../../target/release/fieldcast" npm test)

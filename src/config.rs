@@ -1,0 +1,88 @@
+//! Daemon settings with their defaults in one place.
+
+use crate::webrtc::api::{IceServer, PeerSettings};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+pub const DEFAULT_PIPELINE: &str = "auto";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP address for the viewer page and WHEP.
+    pub listen: SocketAddr,
+    /// `auto`, a preset name from `pipelines/`, or a full gst-launch pipeline.
+    pub pipeline: String,
+    pub peer: PeerSettings,
+    /// A viewer that has not connected by then is forgotten.
+    pub connect_timeout: Duration,
+    /// Frames a viewer may fall behind before it loses frames.
+    pub viewer_queue_frames: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("default listen address parses"),
+            pipeline: DEFAULT_PIPELINE.to_owned(),
+            peer: PeerSettings::default(),
+            connect_timeout: crate::webrtc::session::DEFAULT_CONNECT_TIMEOUT,
+            viewer_queue_frames: crate::fanout::DEFAULT_VIEWER_QUEUE_FRAMES,
+        }
+    }
+}
+
+impl Config {
+    /// Parses a `stun:`/`turn:` URL given on the command line, with optional
+    /// `user:password@` credentials before the host for TURN.
+    pub fn parse_ice_server(text: &str) -> Result<IceServer, String> {
+        let (scheme, rest) = text
+            .split_once(':')
+            .ok_or_else(|| format!("{text:?}: expected stun:HOST[:PORT] or turn:USER:PASS@HOST[:PORT]"))?;
+        if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") {
+            return Err(format!("{text:?}: the scheme must be stun, stuns, turn or turns"));
+        }
+        match rest.rsplit_once('@') {
+            Some((credentials, host)) if scheme.starts_with("turn") => {
+                let (username, credential) = credentials
+                    .split_once(':')
+                    .ok_or_else(|| format!("{text:?}: TURN credentials are USER:PASS@"))?;
+                Ok(IceServer {
+                    urls: vec![format!("{scheme}:{host}")],
+                    username: Some(username.to_owned()),
+                    credential: Some(credential.to_owned()),
+                })
+            }
+            _ => Ok(IceServer {
+                urls: vec![text.to_owned()],
+                username: None,
+                credential: None,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turn_url_carries_credentials_apart() {
+        let server = Config::parse_ice_server("turn:alice:secret@turn.example.org:3478").unwrap();
+        assert_eq!(server.urls, vec!["turn:turn.example.org:3478"]);
+        assert_eq!(server.username.as_deref(), Some("alice"));
+        assert_eq!(server.credential.as_deref(), Some("secret"));
+    }
+
+    #[test]
+    fn stun_url_is_kept_whole() {
+        let server = Config::parse_ice_server("stun:stun.example.org:3478").unwrap();
+        assert_eq!(server.urls, vec!["stun:stun.example.org:3478"]);
+        assert_eq!(server.username, None);
+    }
+
+    #[test]
+    fn unknown_scheme_is_refused() {
+        assert!(Config::parse_ice_server("http://example.org").is_err());
+    }
+}

@@ -1,0 +1,367 @@
+//! The hub: one producer (the pipeline's appsink) hands each finished frame to N bounded
+//! per-viewer queues. It never blocks: a full queue loses frames up to the next keyframe,
+//! and the loss is counted against that viewer only.
+
+pub mod keyframe;
+pub mod rate;
+
+use crate::media::rtp::AccessUnit;
+use keyframe::KeyframeGate;
+use rate::{RateMeter, Rates};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// A frame shared by every viewer; packets are never copied per viewer.
+pub type Frame = Arc<AccessUnit>;
+
+/// Frames a viewer may fall behind before it starts losing them: about half a second at
+/// 30 fps, beyond which a live picture is no longer live.
+pub const DEFAULT_VIEWER_QUEUE_FRAMES: usize = 16;
+
+/// Upstream control: what the keyframe-request task hears about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyframeEvent {
+    /// A viewer joined or reported picture loss.
+    Wanted,
+    /// The encoder produced a keyframe.
+    Produced(Instant),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Delivering every frame.
+    Open,
+    /// Just joined: waiting for the first keyframe (not a loss).
+    Joining,
+    /// The queue overflowed: frames until the next keyframe are lost and counted.
+    Overflowed,
+}
+
+struct Slot {
+    id: u64,
+    tx: mpsc::Sender<Frame>,
+    gate: Gate,
+    dropped: Arc<AtomicU64>,
+}
+
+#[derive(Default)]
+struct HubState {
+    viewers: Vec<Slot>,
+    next_id: u64,
+    last_frame: Option<Frame>,
+    frames_in: u64,
+    keyframes_in: u64,
+    dropped_total: u64,
+    rates: RateMeter,
+    last_frame_at: Option<Instant>,
+}
+
+pub struct FanoutHub {
+    state: Mutex<HubState>,
+    queue_frames: usize,
+    keyframe_events: mpsc::UnboundedSender<KeyframeEvent>,
+}
+
+/// What the hub knows about the stream, for status and health.
+#[derive(Debug, Clone, Default)]
+pub struct HubStats {
+    pub viewers: usize,
+    pub frames_in: u64,
+    pub keyframes_in: u64,
+    pub dropped_frames: u64,
+    pub rates: Rates,
+    pub last_frame_at: Option<Instant>,
+}
+
+impl FanoutHub {
+    /// The receiver carries upstream keyframe events; hand it to [`run_keyframe_requests`].
+    pub fn new(queue_frames: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<KeyframeEvent>) {
+        let (keyframe_events, rx) = mpsc::unbounded_channel();
+        let hub = Arc::new(Self {
+            state: Mutex::new(HubState::default()),
+            queue_frames: queue_frames.max(1),
+            keyframe_events,
+        });
+        (hub, rx)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        // A panic elsewhere must not take the stream down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called from the pipeline's streaming thread for every finished frame.
+    pub fn publish(&self, frame: AccessUnit) {
+        let frame: Frame = Arc::new(frame);
+        let keyframe = frame.is_keyframe();
+        let mut state = self.lock();
+        state.frames_in += 1;
+        state.last_frame_at = Some(frame.arrival);
+        let bytes = frame.payload_len();
+        state.rates.record(frame.arrival, bytes);
+        if keyframe {
+            state.keyframes_in += 1;
+            let _ = self
+                .keyframe_events
+                .send(KeyframeEvent::Produced(frame.arrival));
+        }
+        let mut newly_dropped = 0;
+        state.viewers.retain_mut(|slot| {
+            if slot.gate != Gate::Open {
+                if !keyframe {
+                    if slot.gate == Gate::Overflowed {
+                        slot.dropped.fetch_add(1, Ordering::Relaxed);
+                        newly_dropped += 1;
+                    }
+                    return true;
+                }
+                slot.gate = Gate::Open;
+            }
+            match slot.tx.try_send(Arc::clone(&frame)) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    slot.gate = Gate::Overflowed;
+                    slot.dropped.fetch_add(1, Ordering::Relaxed);
+                    newly_dropped += 1;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+        state.dropped_total += newly_dropped;
+        state.last_frame = Some(frame);
+    }
+
+    /// A new viewer's queue. Its first frame is a keyframe: the latest frame if it is one,
+    /// otherwise the next, which is asked of the encoder now.
+    pub fn subscribe(self: &Arc<Self>) -> ViewerQueue {
+        let (tx, rx) = mpsc::channel(self.queue_frames);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut state = self.lock();
+        let id = state.next_id;
+        state.next_id += 1;
+        let mut gate = Gate::Joining;
+        if let Some(last) = state.last_frame.as_ref().filter(|f| f.is_keyframe())
+            && tx.try_send(Arc::clone(last)).is_ok()
+        {
+            gate = Gate::Open;
+        }
+        state.viewers.push(Slot {
+            id,
+            tx,
+            gate,
+            dropped: Arc::clone(&dropped),
+        });
+        drop(state);
+        if gate == Gate::Joining {
+            self.request_keyframe();
+        }
+        ViewerQueue {
+            id,
+            rx,
+            dropped,
+            hub: Arc::downgrade(self),
+        }
+    }
+
+    pub fn request_keyframe(&self) {
+        let _ = self.keyframe_events.send(KeyframeEvent::Wanted);
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().viewers.retain(|slot| slot.id != id);
+    }
+
+    pub fn stats(&self, now: Instant) -> HubStats {
+        let state = self.lock();
+        HubStats {
+            viewers: state.viewers.len(),
+            frames_in: state.frames_in,
+            keyframes_in: state.keyframes_in,
+            dropped_frames: state.dropped_total,
+            rates: state.rates.rates(now),
+            last_frame_at: state.last_frame_at,
+        }
+    }
+}
+
+/// One viewer's end of the hub. Dropping it leaves the hub.
+pub struct ViewerQueue {
+    id: u64,
+    rx: mpsc::Receiver<Frame>,
+    dropped: Arc<AtomicU64>,
+    hub: Weak<FanoutHub>,
+}
+
+impl ViewerQueue {
+    pub async fn next_frame(&mut self) -> Option<Frame> {
+        self.rx.recv().await
+    }
+
+    /// Frames this viewer lost because it fell behind.
+    pub fn dropped(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+}
+
+impl Drop for ViewerQueue {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.remove(self.id);
+        }
+    }
+}
+
+/// Turns keyframe events into encoder requests, at most one per gate interval. Ends when
+/// the hub is gone.
+pub async fn run_keyframe_requests(
+    mut events: mpsc::UnboundedReceiver<KeyframeEvent>,
+    mut gate: KeyframeGate,
+    force_keyframe: impl Fn(),
+    requests_sent: Arc<AtomicU64>,
+) {
+    loop {
+        let deadline = gate.deadline().map(tokio::time::Instant::from_std);
+        let event = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => Some(event),
+                None => return,
+            },
+            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => None,
+        };
+        // tokio's clock, so that tests with paused time drive the gate too.
+        let now = tokio::time::Instant::now().into_std();
+        let send = match event {
+            Some(KeyframeEvent::Wanted) => {
+                gate.request(now) == keyframe::KeyframeDecision::SendNow
+            }
+            Some(KeyframeEvent::Produced(at)) => {
+                gate.keyframe_seen(at);
+                false
+            }
+            None => gate.poll(now),
+        };
+        if send {
+            requests_sent.fetch_add(1, Ordering::Relaxed);
+            force_keyframe();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::rtp::NalTypes;
+    use bytes::Bytes;
+    use rtc::rtp;
+
+    fn frame(ts: u32, keyframe: bool) -> AccessUnit {
+        let nal = if keyframe { 0x65 } else { 0x41 };
+        let packet = rtp::Packet {
+            header: rtp::header::Header {
+                version: 2,
+                marker: true,
+                timestamp: ts,
+                ..Default::default()
+            },
+            payload: Bytes::from(vec![nal, 0, 0]),
+        };
+        AccessUnit {
+            nal_types: NalTypes::of_payload(&packet.payload),
+            packets: vec![packet],
+            rtp_timestamp: ts,
+            arrival: Instant::now(),
+        }
+    }
+
+    fn received(queue: &mut ViewerQueue) -> Vec<(u32, bool)> {
+        let mut out = Vec::new();
+        while let Ok(f) = queue.rx.try_recv() {
+            out.push((f.rtp_timestamp, f.is_keyframe()));
+        }
+        out
+    }
+
+    #[test]
+    fn late_joiner_starts_on_keyframe() {
+        let (hub, mut events) = FanoutHub::new(8);
+        hub.publish(frame(0, true));
+        hub.publish(frame(1, false));
+        assert!(matches!(events.try_recv(), Ok(KeyframeEvent::Produced(_))));
+        let mut viewer = hub.subscribe();
+        assert_eq!(events.try_recv(), Ok(KeyframeEvent::Wanted));
+        hub.publish(frame(2, false));
+        hub.publish(frame(3, true));
+        hub.publish(frame(4, false));
+        assert_eq!(received(&mut viewer), vec![(3, true), (4, false)]);
+        assert_eq!(viewer.dropped.load(Ordering::Relaxed), 0, "joining is not loss");
+    }
+
+    #[test]
+    fn joiner_right_after_keyframe_starts_with_it() {
+        let (hub, mut events) = FanoutHub::new(8);
+        hub.publish(frame(7, true));
+        let mut viewer = hub.subscribe();
+        assert!(matches!(events.try_recv(), Ok(KeyframeEvent::Produced(_))));
+        assert!(events.try_recv().is_err(), "no request when a keyframe is at hand");
+        assert_eq!(received(&mut viewer), vec![(7, true)]);
+    }
+
+    #[test]
+    fn full_queue_drops_until_next_keyframe() {
+        let (hub, _events) = FanoutHub::new(2);
+        hub.publish(frame(0, true));
+        let mut slow = hub.subscribe();
+        let mut fast = hub.subscribe();
+        assert_eq!(received(&mut fast), vec![(0, true)]);
+        hub.publish(frame(1, false)); // slow: 2 queued, full
+        hub.publish(frame(2, false)); // slow: dropped, now waits for a keyframe
+        assert_eq!(received(&mut fast), vec![(1, false), (2, false)]);
+        assert_eq!(received(&mut slow), vec![(0, true), (1, false)]);
+        hub.publish(frame(3, false)); // slow: queue has room but frame 3 cannot decode
+        hub.publish(frame(4, true));
+        hub.publish(frame(5, false));
+        assert_eq!(received(&mut slow), vec![(4, true), (5, false)]);
+        assert_eq!(received(&mut fast), vec![(3, false), (4, true), (5, false)]);
+        assert_eq!(slow.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(fast.dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(hub.stats(Instant::now()).dropped_frames, 2);
+    }
+
+    #[test]
+    fn dropping_queue_leaves_hub() {
+        let (hub, _events) = FanoutHub::new(2);
+        let viewer = hub.subscribe();
+        assert_eq!(hub.stats(Instant::now()).viewers, 1);
+        drop(viewer);
+        assert_eq!(hub.stats(Instant::now()).viewers, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keyframe_requests_are_coalesced() {
+        let (hub, events) = FanoutHub::new(2);
+        let sent = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(run_keyframe_requests(
+            events,
+            KeyframeGate::default(),
+            || {},
+            Arc::clone(&sent),
+        ));
+        for _ in 0..20 {
+            hub.request_keyframe();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(sent.load(Ordering::Relaxed), 1);
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(sent.load(Ordering::Relaxed), 2, "the deferred request fires once");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        assert_eq!(sent.load(Ordering::Relaxed), 2);
+        drop(hub);
+        tokio::time::timeout(std::time::Duration::from_secs(1), task)
+            .await
+            .expect("task ends with the hub")
+            .unwrap();
+    }
+}

@@ -1,0 +1,54 @@
+//! The HTTP face of fieldcast: WHEP signalling, the viewer page, status and health.
+
+pub mod error;
+pub mod status;
+pub mod viewer;
+pub mod whep;
+
+use crate::fanout::FanoutHub;
+use crate::media::pipeline::VideoPipeline;
+use crate::webrtc::api::PeerSettings;
+use crate::webrtc::registry::SessionRegistry;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, header};
+use axum::routing::{get, post};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+use tower_http::cors::{Any, CorsLayer};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: SessionRegistry,
+    pub hub: Arc<FanoutHub>,
+    pub pipeline: VideoPipeline,
+    pub peer_settings: Arc<PeerSettings>,
+    pub keyframe_requests_sent: Arc<AtomicU64>,
+    pub started: Instant,
+}
+
+pub fn router(state: AppState) -> Router {
+    // Any origin may watch: a WHEP player on another page is a legitimate viewer.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::IF_MATCH])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LINK,
+            HeaderName::from_static("accept-post"),
+        ]);
+    Router::new()
+        .route("/", get(viewer::index))
+        .route("/viewer.js", get(viewer::script))
+        .route("/viewer.css", get(viewer::stylesheet))
+        .route("/whep", post(whep::create).options(whep::options))
+        .route("/whep/{id}", axum::routing::patch(whep::patch).delete(whep::delete))
+        .route("/api/status", get(status::status))
+        .route("/healthz", get(status::healthz))
+        .layer(DefaultBodyLimit::max(whep::MAX_BODY_BYTES))
+        .layer(cors)
+        .with_state(state)
+}

@@ -1,0 +1,165 @@
+//! WHEP signalling (RFC 9725 semantics, receive side): POST an offer, get an answer and a
+//! session URL; PATCH it with late candidates; DELETE it to leave.
+
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::webrtc::api::IceServer;
+use crate::webrtc::offer::check_offer;
+use crate::webrtc::sdpfrag::SdpFrag;
+use crate::webrtc::session::{SessionError, ViewerSession};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+/// Largest offer or fragment accepted; a browser's offer is a few KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const SDP: &str = "application/sdp";
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+
+fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(found) if found.eq_ignore_ascii_case(expected) => Ok(()),
+        _ => Err(ApiError::unsupported_media_type(expected)),
+    }
+}
+
+fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::bad_request(format!("the body could not be read: {rejection}"))
+        }
+    })?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))
+}
+
+/// One `Link: <url>; rel="ice-server"` value per URL (RFC 9725 §4.6).
+pub fn ice_server_links(servers: &[IceServer]) -> Vec<HeaderValue> {
+    let quote = |s: &str| s.replace(['"', '\\'], "");
+    servers
+        .iter()
+        .flat_map(|server| {
+            server.urls.iter().filter_map(move |url| {
+                let mut link = format!("<{url}>; rel=\"ice-server\"");
+                if let (Some(user), Some(credential)) = (&server.username, &server.credential) {
+                    link.push_str(&format!(
+                        "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                        quote(user),
+                        quote(credential)
+                    ));
+                }
+                HeaderValue::from_str(&link).ok()
+            })
+        })
+        .collect()
+}
+
+pub async fn options(State(state): State<AppState>) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert("accept-post", HeaderValue::from_static(SDP));
+    for link in ice_server_links(&state.peer_settings.ice_servers) {
+        headers.append(header::LINK, link);
+    }
+    response
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    require_content_type(&headers, SDP)?;
+    let offer = body_text(body)?;
+    check_offer(&offer).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (session, stream, answer) =
+        ViewerSession::negotiate(&state.peer_settings, offer, Some(remote))
+            .await
+            .map_err(|e| match e {
+                SessionError::Setup(detail) => ApiError::internal(detail),
+                other => ApiError::bad_request(other.to_string()),
+            })?;
+    tracing::info!(viewer = %session.id, %remote, "viewer joining");
+    let location = format!("/whep/{}", session.id);
+    let etag = session.etag.clone();
+    state.registry.insert(session, stream);
+
+    let mut response = (StatusCode::CREATED, answer).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
+    for (name, value) in [(header::LOCATION, location), (header::ETAG, etag)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    for link in ice_server_links(&state.peer_settings.ice_servers) {
+        headers.append(header::LINK, link);
+    }
+    Ok(response)
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    require_content_type(&headers, SDPFRAG)?;
+    let session = state
+        .registry
+        .get(&id)
+        .await
+        .ok_or_else(|| ApiError::not_found(format!("no session {id}")))?;
+    if let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+        && wanted.trim() != "*"
+        && wanted.trim() != session.etag
+    {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "Precondition failed",
+            "If-Match does not match the session's ETag",
+        ));
+    }
+    let frag = SdpFrag::parse(&body_text(body)?).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let restart = match (&frag.ice_ufrag, session.remote_ice_ufrag().await) {
+        (Some(new), Some(current)) => *new != current,
+        _ => false,
+    };
+    if restart {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "Not implemented",
+            "ICE restart is not supported yet; start a new session with POST",
+        ));
+    }
+    session
+        .add_candidates(&frag)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.registry.remove(&id).await {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::not_found(format!("no session {id}")))
+    }
+}

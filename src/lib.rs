@@ -1,0 +1,12 @@
+//! fieldcast: one camera, one H.264 encode, many WebRTC viewers over WHEP.
+//!
+//! The data path reads top to bottom: [`media`] (GStreamer pipeline, RTP grouping) →
+//! [`fanout`] (per-viewer queues) → [`webrtc`] (one PeerConnection per viewer) → [`http`]
+//! (WHEP signalling, viewer page, status). [`daemon`] wires them together.
+
+pub mod config;
+pub mod daemon;
+pub mod fanout;
+pub mod http;
+pub mod media;
+pub mod webrtc;

@@ -1,0 +1,173 @@
+//! How every viewer's PeerConnection is built: one H.264 send-only codec, the default
+//! interceptors (NACK answers, sender reports), and viewer RTCP passed up to fieldcast.
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceServer, Registry, SettingEngineBuilder, register_default_interceptors,
+};
+
+/// The one stream fieldcast sends: H.264 constrained baseline, as every preset encodes it.
+pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+/// Our preferred payload type; the answer uses whatever the viewer's offer chose.
+const H264_PAYLOAD_TYPE: u8 = 102;
+/// Where viewer RTCP is marked for the application: after every interceptor that acts on it.
+const RTCP_TO_APPLICATION_SLOT: usize = 14_000;
+
+/// A STUN or TURN server, used by fieldcast's own connections and advertised to viewers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+/// Everything needed to build a viewer's PeerConnection.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    pub ice_servers: Vec<IceServer>,
+    /// Local addresses to gather host candidates on; `0.0.0.0:0` means every interface
+    /// except loopback.
+    pub udp_addrs: Vec<String>,
+    /// How long ICE may see no traffic before the viewer counts as gone.
+    pub ice_disconnected_timeout: Duration,
+    pub ice_failed_timeout: Duration,
+}
+
+pub const DEFAULT_UDP_ADDR: &str = "0.0.0.0:0";
+pub const DEFAULT_ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Default for PeerSettings {
+    fn default() -> Self {
+        Self {
+            ice_servers: Vec::new(),
+            udp_addrs: vec![DEFAULT_UDP_ADDR.to_owned()],
+            ice_disconnected_timeout: DEFAULT_ICE_DISCONNECTED_TIMEOUT,
+            ice_failed_timeout: DEFAULT_ICE_FAILED_TIMEOUT,
+        }
+    }
+}
+
+pub fn h264_codec() -> RTCRtpCodec {
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.to_owned(),
+        rtcp_feedback: vec![
+            feedback("nack", ""),
+            feedback("nack", "pli"),
+            feedback("ccm", "fir"),
+        ],
+    }
+}
+
+/// Builds one viewer's PeerConnection.
+pub async fn build_peer(
+    settings: &PeerSettings,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: h264_codec(),
+            payload_type: H264_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Video,
+    )?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
+        .with(Slot::from(RTCP_TO_APPLICATION_SLOT), RtcpToApplication::default());
+
+    let configuration = RTCConfigurationBuilder::new()
+        .with_ice_servers(
+            settings
+                .ice_servers
+                .iter()
+                .map(|server| RTCIceServer {
+                    urls: server.urls.clone(),
+                    username: server.username.clone().unwrap_or_default(),
+                    credential: server.credential.clone().unwrap_or_default(),
+                })
+                .collect(),
+        )
+        .build();
+    let setting_engine = SettingEngineBuilder::new()
+        // Browsers' `.local` names are not resolved: the viewer's checks reach us anyway and
+        // show up as peer-reflexive, and no multicast leaves the device.
+        .with_multicast_dns_mode(rtc::mdns::MulticastDnsMode::Disabled)
+        .with_ice_timeouts(
+            Some(settings.ice_disconnected_timeout),
+            Some(settings.ice_failed_timeout),
+            None,
+        )
+        .build();
+    let peer = PeerConnectionBuilder::new()
+        .with_configuration(configuration)
+        .with_media_engine(media_engine)
+        .with_setting_engine(setting_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(settings.udp_addrs.clone())
+        .build()
+        .await?;
+    Ok(Arc::new(peer))
+}
+
+/// Passes every inbound RTCP packet on unchanged and marks it for the application, which
+/// acts on keyframe requests and reads receiver reports.
+#[derive(Default)]
+struct RtcpToApplication {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApplication {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if matches!(msg.message.packet, Packet::Rtcp(_)) {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RtcpToApplication {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

@@ -1,0 +1,161 @@
+//! All viewer sessions, owned by one task. HTTP handlers talk to it through typed messages,
+//! so no lock is held across an await and there is one source of truth for who is watching.
+
+use crate::fanout::FanoutHub;
+use crate::webrtc::session::{ViewerSession, ViewerStatus, ViewerStream};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// How long a removed session may take to release everything before we stop waiting.
+const SESSION_END_TIMEOUT: Duration = Duration::from_secs(3);
+
+enum Command {
+    Insert {
+        session: Arc<ViewerSession>,
+        stream: ViewerStream,
+    },
+    Remove {
+        id: String,
+        reply: oneshot::Sender<Option<JoinHandle<()>>>,
+    },
+    Get {
+        id: String,
+        reply: oneshot::Sender<Option<Arc<ViewerSession>>>,
+    },
+    List {
+        reply: oneshot::Sender<Vec<Arc<ViewerSession>>>,
+    },
+    Ended {
+        id: String,
+    },
+    CloseAll {
+        reply: oneshot::Sender<Vec<JoinHandle<()>>>,
+    },
+}
+
+#[derive(Clone)]
+pub struct SessionRegistry {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+struct Entry {
+    session: Arc<ViewerSession>,
+    task: JoinHandle<()>,
+}
+
+impl SessionRegistry {
+    /// Starts the task that owns the sessions. It ends when every handle is dropped.
+    pub fn start(hub: Arc<FanoutHub>, connect_timeout: Duration) -> SessionRegistry {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ended = tx.downgrade();
+        tokio::spawn(own_sessions(rx, ended, hub, connect_timeout));
+        SessionRegistry { tx }
+    }
+
+    /// Takes a negotiated session and starts streaming to it.
+    pub fn insert(&self, session: Arc<ViewerSession>, stream: ViewerStream) {
+        let _ = self.tx.send(Command::Insert { session, stream });
+    }
+
+    /// Forgets a session and waits (bounded) until it has released everything.
+    /// Returns false when no such session exists.
+    pub async fn remove(&self, id: &str) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Remove {
+            id: id.to_owned(),
+            reply,
+        });
+        match rx.await.ok().flatten() {
+            Some(task) => {
+                let _ = tokio::time::timeout(SESSION_END_TIMEOUT, task).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Option<Arc<ViewerSession>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Get {
+            id: id.to_owned(),
+            reply,
+        });
+        rx.await.ok().flatten()
+    }
+
+    pub async fn list(&self) -> Vec<ViewerStatus> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::List { reply });
+        let sessions = rx.await.unwrap_or_default();
+        sessions.iter().map(|s| s.status()).collect()
+    }
+
+    /// Closes every session (shutdown), waiting at most `deadline` for them to finish.
+    pub async fn close_all(&self, deadline: Duration) {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::CloseAll { reply });
+        let tasks = rx.await.unwrap_or_default();
+        let _ = tokio::time::timeout(deadline, futures_join_all(tasks)).await;
+    }
+}
+
+async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+async fn own_sessions(
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    ended: mpsc::WeakUnboundedSender<Command>,
+    hub: Arc<FanoutHub>,
+    connect_timeout: Duration,
+) {
+    let mut sessions: HashMap<String, Entry> = HashMap::new();
+    while let Some(command) = rx.recv().await {
+        match command {
+            Command::Insert { session, stream } => {
+                let id = session.id.clone();
+                let ended = ended.clone();
+                let run = Arc::clone(&session).run(stream, Arc::clone(&hub), connect_timeout);
+                let task_id = id.clone();
+                let task = tokio::spawn(async move {
+                    run.await;
+                    if let Some(tx) = ended.upgrade() {
+                        let _ = tx.send(Command::Ended { id: task_id });
+                    }
+                });
+                sessions.insert(id, Entry { session, task });
+            }
+            Command::Remove { id, reply } => {
+                let task = sessions.remove(&id).map(|entry| {
+                    entry.session.close();
+                    entry.task
+                });
+                let _ = reply.send(task);
+            }
+            Command::Get { id, reply } => {
+                let _ = reply.send(sessions.get(&id).map(|e| Arc::clone(&e.session)));
+            }
+            Command::List { reply } => {
+                let _ = reply.send(sessions.values().map(|e| Arc::clone(&e.session)).collect());
+            }
+            Command::Ended { id } => {
+                sessions.remove(&id);
+            }
+            Command::CloseAll { reply } => {
+                let tasks = sessions
+                    .drain()
+                    .map(|(_, entry)| {
+                        entry.session.close();
+                        entry.task
+                    })
+                    .collect();
+                let _ = reply.send(tasks);
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! One viewer: its PeerConnection, its queue on the hub, and the task that turns shared
+//! frames into its own RTP stream and reads its RTCP.
+
+use crate::fanout::{FanoutHub, ViewerQueue};
+use crate::media::rtp::RtpRewriter;
+use crate::webrtc::api::{PeerSettings, build_peer};
+use crate::webrtc::sdpfrag::SdpFrag;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{Notify, mpsc, watch};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription,
+};
+
+/// A viewer that has not connected by then is given up and forgotten.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for our own ICE candidates before answering with those gathered so far.
+pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long closing a PeerConnection may take before we stop waiting for it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("could not set up a connection: {0}")]
+    Setup(String),
+    #[error("the offer could not be answered: {0}")]
+    Negotiation(String),
+    #[error("the viewer's H.264 offer was not accepted by the WebRTC stack")]
+    NoCodec,
+    #[error("bad ICE candidate: {0}")]
+    Candidate(String),
+}
+
+/// The viewer's side of the session, for status.
+#[derive(Debug, Default)]
+pub struct ViewerStats {
+    pub packets_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub frames_sent: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    pub send_errors: AtomicU64,
+    frames_dropped: Mutex<Option<Arc<AtomicU64>>>,
+    state: Mutex<&'static str>,
+    first_frame_after: Mutex<Option<Duration>>,
+    /// Loss fraction (0..=255 of 256) and jitter (RTP units) from the last receiver report.
+    last_report: Mutex<Option<(u8, u32)>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewerStatus {
+    pub id: String,
+    pub remote: Option<String>,
+    pub state: &'static str,
+    pub joined_unix_ms: u128,
+    pub connected_for_s: f64,
+    pub first_frame_ms: Option<u128>,
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    pub frames_sent: u64,
+    pub frames_dropped: u64,
+    pub keyframe_requests: u64,
+    pub fraction_lost: Option<f64>,
+    pub jitter_ms: Option<f64>,
+}
+
+/// A negotiated viewer, shared by the registry and the HTTP handlers.
+pub struct ViewerSession {
+    pub id: String,
+    pub etag: String,
+    pub remote: Option<SocketAddr>,
+    joined: Instant,
+    joined_wall: SystemTime,
+    peer: Arc<dyn PeerConnection>,
+    stats: ViewerStats,
+    close: Notify,
+}
+
+/// What the session's task needs besides the shared part.
+pub struct ViewerStream {
+    track: Arc<TrackLocalStaticRTP>,
+    rewriter: RtpRewriter,
+    events: watch::Receiver<PeerEvents>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct PeerEvents {
+    state: Option<RTCPeerConnectionState>,
+    gathering_complete: bool,
+}
+
+/// Forwards PeerConnection events into a watch channel the session task reads.
+struct EventForwarder(watch::Sender<PeerEvents>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for EventForwarder {
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.0.send_modify(|events| events.state = Some(state));
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.0.send_modify(|events| events.gathering_complete = true);
+        }
+    }
+}
+
+fn random_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl ViewerSession {
+    /// Answers the viewer's offer. Returns the session, its stream half and the SDP answer.
+    pub async fn negotiate(
+        settings: &PeerSettings,
+        offer: String,
+        remote: Option<SocketAddr>,
+    ) -> Result<(Arc<ViewerSession>, ViewerStream, String), SessionError> {
+        let negotiation = |e: webrtc::error::Error| SessionError::Negotiation(e.to_string());
+        let (events_tx, mut events) = watch::channel(PeerEvents::default());
+        let peer = build_peer(settings, Arc::new(EventForwarder(events_tx)))
+            .await
+            .map_err(|e| SessionError::Setup(e.to_string()))?;
+        let result = Self::answer(&peer, offer, &mut events).await;
+        let (track, rewriter, answer) = match result {
+            Ok(parts) => parts,
+            Err(e) => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, peer.close()).await;
+                return Err(e);
+            }
+        };
+        let session = Arc::new(ViewerSession {
+            id: random_token(),
+            etag: format!("\"{}\"", random_token()),
+            remote,
+            joined: Instant::now(),
+            joined_wall: SystemTime::now(),
+            peer,
+            stats: ViewerStats::default(),
+            close: Notify::new(),
+        });
+        *session.stats.state.lock().unwrap() = "connecting";
+        let stream = ViewerStream {
+            track,
+            rewriter,
+            events,
+        };
+        Ok((session, stream, answer))
+    }
+
+    async fn answer(
+        peer: &Arc<dyn PeerConnection>,
+        offer: String,
+        events: &mut watch::Receiver<PeerEvents>,
+    ) -> Result<(Arc<TrackLocalStaticRTP>, RtpRewriter, String), SessionError> {
+        let negotiation = |e: webrtc::error::Error| SessionError::Negotiation(e.to_string());
+        let ssrc = rand::random::<u32>();
+        let stream_id = format!("fieldcast-{}", random_token());
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            stream_id.clone(),
+            format!("{stream_id}-video"),
+            "video".to_owned(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: crate::webrtc::api::h264_codec(),
+                ..Default::default()
+            }],
+        )));
+        let sender = peer
+            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+            .await
+            .map_err(negotiation)?;
+        let offer = RTCSessionDescription::offer(offer).map_err(negotiation)?;
+        peer.set_remote_description(offer)
+            .await
+            .map_err(negotiation)?;
+        let answer = peer.create_answer(None).await.map_err(negotiation)?;
+        peer.set_local_description(answer)
+            .await
+            .map_err(negotiation)?;
+        let payload_type = sender
+            .get_parameters()
+            .await
+            .map_err(negotiation)?
+            .rtp_parameters
+            .codecs
+            .first()
+            .map(|codec| codec.payload_type)
+            .ok_or(SessionError::NoCodec)?;
+        // Non-trickle answer: every host candidate is in it, which is what WHEP players expect.
+        let _ = tokio::time::timeout(
+            GATHER_TIMEOUT,
+            events.wait_for(|events| events.gathering_complete),
+        )
+        .await;
+        let answer = peer
+            .local_description()
+            .await
+            .ok_or_else(|| SessionError::Negotiation("no local description".to_owned()))?;
+        let rewriter = RtpRewriter::new(
+            ssrc,
+            payload_type,
+            rand::random::<u16>(),
+            rand::random::<u32>(),
+        );
+        Ok((track, rewriter, answer.sdp))
+    }
+
+    /// Adds candidates the viewer found after its offer (trickle ICE).
+    pub async fn add_candidates(&self, frag: &SdpFrag) -> Result<(), SessionError> {
+        for candidate in &frag.candidates {
+            let init = RTCIceCandidateInit {
+                candidate: candidate.candidate.clone(),
+                sdp_mid: candidate.mid.clone(),
+                username_fragment: frag.ice_ufrag.clone(),
+                ..Default::default()
+            };
+            self.peer
+                .add_ice_candidate(init)
+                .await
+                .map_err(|e| SessionError::Candidate(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The ICE username fragment the viewer offered, to tell trickle from restart.
+    pub async fn remote_ice_ufrag(&self) -> Option<String> {
+        let description = self.peer.remote_description().await?;
+        description
+            .sdp
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned)
+    }
+
+    /// Asks the session's task to end; it closes the PeerConnection and leaves the hub.
+    pub fn close(&self) {
+        self.close.notify_one();
+    }
+
+    pub fn status(&self) -> ViewerStatus {
+        let stats = &self.stats;
+        let dropped = stats
+            .frames_dropped
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(0, |d| d.load(Ordering::Relaxed));
+        let report = *stats.last_report.lock().unwrap();
+        ViewerStatus {
+            id: self.id.clone(),
+            remote: self.remote.map(|a| a.to_string()),
+            state: *stats.state.lock().unwrap(),
+            joined_unix_ms: self
+                .joined_wall
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+            connected_for_s: self.joined.elapsed().as_secs_f64(),
+            first_frame_ms: stats.first_frame_after.lock().unwrap().map(|d| d.as_millis()),
+            packets_sent: stats.packets_sent.load(Ordering::Relaxed),
+            bytes_sent: stats.bytes_sent.load(Ordering::Relaxed),
+            frames_sent: stats.frames_sent.load(Ordering::Relaxed),
+            frames_dropped: dropped,
+            keyframe_requests: stats.keyframe_requests.load(Ordering::Relaxed),
+            fraction_lost: report.map(|(lost, _)| lost as f64 / 256.0),
+            jitter_ms: report.map(|(_, jitter)| jitter as f64 / 90.0),
+        }
+    }
+
+    fn set_state(&self, state: &'static str) {
+        *self.stats.state.lock().unwrap() = state;
+    }
+
+    /// The session's life: wait for the connection, then stream until the viewer leaves,
+    /// fails, never connects, or is closed. Everything it holds is released on return.
+    pub async fn run(
+        self: Arc<Self>,
+        mut stream: ViewerStream,
+        hub: Arc<FanoutHub>,
+        connect_timeout: Duration,
+    ) {
+        let connect_deadline = tokio::time::Instant::now() + connect_timeout;
+        let mut queue: Option<ViewerQueue> = None;
+        let reason = loop {
+            tokio::select! {
+                biased;
+                _ = self.close.notified() => break "closed by request",
+                changed = stream.events.changed() => {
+                    if changed.is_err() {
+                        break "connection gone";
+                    }
+                    let state = stream.events.borrow_and_update().state;
+                    match state {
+                        Some(RTCPeerConnectionState::Connected) => {
+                            self.set_state("connected");
+                            if queue.is_none() {
+                                tracing::info!(viewer = %self.id, remote = ?self.remote, "viewer connected");
+                                let joined = hub.subscribe();
+                                *self.stats.frames_dropped.lock().unwrap() = Some(joined.dropped());
+                                queue = Some(joined);
+                            }
+                        }
+                        Some(RTCPeerConnectionState::Disconnected) => self.set_state("disconnected"),
+                        Some(RTCPeerConnectionState::Failed) => break "connection failed",
+                        Some(RTCPeerConnectionState::Closed) => break "connection closed",
+                        _ => {}
+                    }
+                }
+                _ = tokio::time::sleep_until(connect_deadline), if queue.is_none() => {
+                    break "never connected";
+                }
+                rtcp = stream.track.poll() => match rtcp {
+                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => self.on_rtcp(&packets, &hub),
+                    Some(_) => {}
+                    None => break "track ended",
+                },
+                frame = async { queue.as_mut().unwrap().next_frame().await }, if queue.is_some() => {
+                    let Some(frame) = frame else { break "left the hub" };
+                    self.send_frame(&mut stream, &frame).await;
+                }
+            }
+        };
+        self.set_state("closed");
+        drop(queue);
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.peer.close()).await;
+        tracing::info!(viewer = %self.id, remote = ?self.remote, reason, "viewer left");
+    }
+
+    async fn send_frame(&self, stream: &mut ViewerStream, frame: &crate::fanout::Frame) {
+        let stats = &self.stats;
+        for packet in &frame.packets {
+            let packet = stream.rewriter.rewrite(packet);
+            let size = packet.payload.len() as u64;
+            match stream.track.write_rtp(packet).await {
+                Ok(()) => {
+                    stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                    stats.bytes_sent.fetch_add(size, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(viewer = %self.id, "RTP not sent: {e}");
+                }
+            }
+        }
+        if stats.frames_sent.fetch_add(1, Ordering::Relaxed) == 0 {
+            *stats.first_frame_after.lock().unwrap() = Some(self.joined.elapsed());
+        }
+    }
+
+    fn on_rtcp(&self, packets: &[Box<dyn rtc::rtcp::Packet>], hub: &FanoutHub) {
+        for packet in packets {
+            let any = packet.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                hub.request_keyframe();
+            } else if let Some(report) = any.downcast_ref::<ReceiverReport>()
+                && let Some(block) = report.reports.first()
+            {
+                *self.stats.last_report.lock().unwrap() = Some((block.fraction_lost, block.jitter));
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Test and benchmark helpers: the real daemon on loopback, and a real WHEP viewer built on
+//! the webrtc crate that records what it receives.
+#![allow(dead_code)]
+
+use fieldcast::config::Config;
+use fieldcast::daemon::{self, RunningDaemon};
+use fieldcast::media::rtp::{NAL_IDR, NAL_PPS, NAL_SPS, NalTypes};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCSessionDescription, Registry, register_default_interceptors,
+};
+
+/// The daemon with the `test` pipeline, HTTP and media on loopback only.
+pub async fn start_daemon() -> RunningDaemon {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        pipeline: "test".to_owned(),
+        ..Config::default()
+    };
+    config.peer.udp_addrs = vec!["127.0.0.1:0".to_owned()];
+    daemon::start(config).await.expect("daemon starts on the test pipeline")
+}
+
+pub fn base_url(daemon: &RunningDaemon) -> String {
+    format!("http://{}", daemon.local_addr)
+}
+
+/// One received frame (all packets sharing a timestamp, up to the marker).
+#[derive(Debug, Clone)]
+pub struct ReceivedFrame {
+    pub sequence_numbers: Vec<u16>,
+    pub nal_types: NalTypes,
+    /// Index of the first packet carrying SPS and IDR, to check their order.
+    pub first_sps_packet: Option<usize>,
+    pub first_idr_packet: Option<usize>,
+    pub ssrc: u32,
+    pub payload_type: u8,
+    pub completed_at: Instant,
+}
+
+impl ReceivedFrame {
+    pub fn starts_decoding(&self) -> bool {
+        self.nal_types.contains(NAL_SPS)
+            && self.nal_types.contains(NAL_PPS)
+            && self.nal_types.contains(NAL_IDR)
+            && self.first_sps_packet <= self.first_idr_packet
+    }
+}
+
+struct Recorder {
+    frames: mpsc::UnboundedSender<ReceivedFrame>,
+    gathered: watch::Sender<bool>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Recorder {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let frames = self.frames.clone();
+        tokio::spawn(async move {
+            let mut current: Option<ReceivedFrame> = None;
+            let mut timestamp = None;
+            while let Some(event) = track.poll().await {
+                let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+                    continue;
+                };
+                if timestamp != Some(packet.header.timestamp) {
+                    current = None;
+                    timestamp = Some(packet.header.timestamp);
+                }
+                let frame = current.get_or_insert_with(|| ReceivedFrame {
+                    sequence_numbers: Vec::new(),
+                    nal_types: NalTypes::default(),
+                    first_sps_packet: None,
+                    first_idr_packet: None,
+                    ssrc: packet.header.ssrc,
+                    payload_type: packet.header.payload_type,
+                    completed_at: Instant::now(),
+                });
+                let types = NalTypes::of_payload(&packet.payload);
+                let index = frame.sequence_numbers.len();
+                if types.contains(NAL_SPS) && frame.first_sps_packet.is_none() {
+                    frame.first_sps_packet = Some(index);
+                }
+                if types.contains(NAL_IDR) && frame.first_idr_packet.is_none() {
+                    frame.first_idr_packet = Some(index);
+                }
+                frame.nal_types = frame.nal_types.union(types);
+                frame.sequence_numbers.push(packet.header.sequence_number);
+                if packet.header.marker
+                    && let Some(mut done) = current.take()
+                {
+                    done.completed_at = Instant::now();
+                    if frames.send(done).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A receive-only viewer speaking WHEP to the daemon.
+pub struct WhepViewer {
+    pub peer: Arc<dyn PeerConnection>,
+    pub location: String,
+    pub etag: Option<String>,
+    pub posted_at: Instant,
+    pub frames: mpsc::UnboundedReceiver<ReceivedFrame>,
+}
+
+pub async fn new_viewer_peer(
+    frames: mpsc::UnboundedSender<ReceivedFrame>,
+    gathered: watch::Sender<bool>,
+) -> Arc<dyn PeerConnection> {
+    let mut media_engine = MediaEngine::default();
+    media_engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: fieldcast::webrtc::api::h264_codec(),
+                payload_type: 109,
+            },
+            RtpCodecKind::Video,
+        )
+        .unwrap();
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+    let peer = PeerConnectionBuilder::new()
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(Recorder { frames, gathered }))
+        .with_udp_addrs(vec!["127.0.0.1:0"])
+        .build()
+        .await
+        .expect("viewer peer builds");
+    let peer: Arc<dyn PeerConnection> = Arc::new(peer);
+    peer.add_transceiver_from_kind(
+        RtpCodecKind::Video,
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    peer
+}
+
+impl WhepViewer {
+    pub async fn connect(base: &str) -> WhepViewer {
+        let (frames_tx, frames) = mpsc::unbounded_channel();
+        let (gathered_tx, mut gathered) = watch::channel(false);
+        let peer = new_viewer_peer(frames_tx, gathered_tx).await;
+        let offer = peer.create_offer(None).await.unwrap();
+        peer.set_local_description(offer).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), gathered.wait_for(|done| *done))
+            .await
+            .expect("viewer gathered its ICE candidates within 5 s")
+            .unwrap();
+        let offer = peer.local_description().await.unwrap().sdp;
+
+        let posted_at = Instant::now();
+        let response = reqwest::Client::new()
+            .post(format!("{base}/whep"))
+            .header("content-type", "application/sdp")
+            .body(offer)
+            .send()
+            .await
+            .expect("POST /whep answered");
+        assert_eq!(response.status(), 201, "POST /whep must create a session");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/sdp",
+            "the answer is SDP"
+        );
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let etag = response
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let answer = response.text().await.unwrap();
+        peer.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
+            .await
+            .unwrap();
+        WhepViewer {
+            peer,
+            location,
+            etag,
+            posted_at,
+            frames,
+        }
+    }
+
+    /// Waits for the next complete frame, or says what did not arrive.
+    pub async fn next_frame(&mut self, within: Duration) -> ReceivedFrame {
+        tokio::time::timeout(within, self.frames.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no frame arrived within {within:?}"))
+            .expect("the viewer's track ended before a frame arrived")
+    }
+
+    pub async fn delete(&self, base: &str) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .delete(format!("{base}{}", self.location))
+            .send()
+            .await
+            .expect("DELETE answered")
+            .status()
+    }
+
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.peer.close()).await;
+    }
+}
+
+pub async fn status_json(base: &str) -> serde_json::Value {
+    reqwest::get(format!("{base}/api/status"))
+        .await
+        .expect("status answered")
+        .json()
+        .await
+        .expect("status is JSON")
+}
+
+/// Polls status until `check` holds, or fails saying what it was waiting for.
+pub async fn wait_for_status(
+    base: &str,
+    what: &str,
+    within: Duration,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = status_json(base).await;
+        if check(&status) {
+            return status;
+        }
+        if Instant::now() > deadline {
+            panic!("status never showed {what} within {within:?}; last status: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
