@@ -23,7 +23,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_LISTEN.parse().expect("default listen address parses"),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address parses"),
             pipeline: DEFAULT_PIPELINE.to_owned(),
             peer: PeerSettings::default(),
             connect_timeout: crate::webrtc::session::DEFAULT_CONNECT_TIMEOUT,
@@ -36,11 +38,13 @@ impl Config {
     /// Parses a `stun:`/`turn:` URL given on the command line, with optional
     /// `user:password@` credentials before the host for TURN.
     pub fn parse_ice_server(text: &str) -> Result<IceServer, String> {
-        let (scheme, rest) = text
-            .split_once(':')
-            .ok_or_else(|| format!("{text:?}: expected stun:HOST[:PORT] or turn:USER:PASS@HOST[:PORT]"))?;
+        let (scheme, rest) = text.split_once(':').ok_or_else(|| {
+            format!("{text:?}: expected stun:HOST[:PORT] or turn:USER:PASS@HOST[:PORT]")
+        })?;
         if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") {
-            return Err(format!("{text:?}: the scheme must be stun, stuns, turn or turns"));
+            return Err(format!(
+                "{text:?}: the scheme must be stun, stuns, turn or turns"
+            ));
         }
         match rest.rsplit_once('@') {
             Some((credentials, host)) if scheme.starts_with("turn") => {

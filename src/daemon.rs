@@ -5,7 +5,8 @@ use crate::config::Config;
 use crate::fanout::keyframe::KeyframeGate;
 use crate::fanout::{FanoutHub, run_keyframe_requests};
 use crate::http::{AppState, router};
-use crate::media::pipeline::{PipelineError, VideoPipeline};
+use crate::media::PipelineError;
+use crate::media::pipeline::VideoPipeline;
 use crate::media::presets;
 use crate::media::rtp::{AccessUnit, AccessUnitAssembler, parse};
 use crate::webrtc::registry::SessionRegistry;
@@ -61,7 +62,7 @@ fn packet_sink(hub: Arc<FanoutHub>) -> crate::media::pipeline::PacketSink {
 pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
     let resolved = presets::resolve(&config.pipeline)?;
     let (hub, keyframe_events) = FanoutHub::new(config.viewer_queue_frames);
-    let pipeline = VideoPipeline::start(resolved, packet_sink(Arc::clone(&hub)))?;
+    let pipeline = VideoPipeline::start(resolved, packet_sink(Arc::clone(&hub))).await?;
 
     let keyframe_requests_sent = Arc::new(AtomicU64::new(0));
     let encoder = pipeline.clone();

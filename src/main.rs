@@ -6,7 +6,11 @@ use std::time::Duration;
 
 /// Live camera to many browsers, from one small board.
 #[derive(Parser)]
-#[command(version, about, after_help = "Examples:\n  fieldcast\n  fieldcast run --pipeline test --listen 0.0.0.0:8080\n  fieldcast run --pipeline 'videotestsrc is-live=true ! x264enc tune=zerolatency ! rtph264pay ! appsink name=video'")]
+#[command(
+    version,
+    about,
+    after_help = "Examples:\n  fieldcast\n  fieldcast run --pipeline test --listen 0.0.0.0:8080\n  fieldcast run --pipeline 'videotestsrc is-live=true ! x264enc tune=zerolatency ! rtph264pay ! appsink name=video'"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

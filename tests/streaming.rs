@@ -46,7 +46,10 @@ async fn ten_viewers_each_get_a_decodable_continuous_stream() {
             first.starts_decoding(),
             "the first frame must be an IDR preceded by SPS and PPS, got {first:?}"
         );
-        assert_eq!(first.payload_type, 109, "the viewer's own payload type is used");
+        assert_eq!(
+            first.payload_type, 109,
+            "the viewer's own payload type is used"
+        );
         let sequence: Vec<u16> = frames
             .iter()
             .flat_map(|f| f.sequence_numbers.iter().copied())
@@ -68,7 +71,10 @@ async fn ten_viewers_each_get_a_decodable_continuous_stream() {
         assert_eq!(viewer.delete(&base).await, 200);
     }
     let status = status_json(&base).await;
-    assert_eq!(status["viewer_count"], 0, "DELETE frees every session: {status}");
+    assert_eq!(
+        status["viewer_count"], 0,
+        "DELETE frees every session: {status}"
+    );
     assert_eq!(
         daemon_hub_viewers(&status),
         0,
@@ -92,9 +98,12 @@ async fn viewer_that_vanishes_is_reaped() {
     viewer.next_frame(Duration::from_secs(5)).await;
     // Closing without DELETE: the daemon must notice on its own.
     viewer.close().await;
-    wait_for_status(&base, "the vanished viewer removed", Duration::from_secs(30), |s| {
-        s["viewer_count"] == 0 && daemon_hub_viewers(s) == 0
-    })
+    wait_for_status(
+        &base,
+        "the vanished viewer removed",
+        Duration::from_secs(30),
+        |s| s["viewer_count"] == 0 && daemon_hub_viewers(s) == 0,
+    )
     .await;
     daemon.shutdown().await;
 }

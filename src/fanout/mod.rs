@@ -234,9 +234,7 @@ pub async fn run_keyframe_requests(
         // tokio's clock, so that tests with paused time drive the gate too.
         let now = tokio::time::Instant::now().into_std();
         let send = match event {
-            Some(KeyframeEvent::Wanted) => {
-                gate.request(now) == keyframe::KeyframeDecision::SendNow
-            }
+            Some(KeyframeEvent::Wanted) => gate.request(now) == keyframe::KeyframeDecision::SendNow,
             Some(KeyframeEvent::Produced(at)) => {
                 gate.keyframe_seen(at);
                 false
@@ -296,7 +294,11 @@ mod tests {
         hub.publish(frame(3, true));
         hub.publish(frame(4, false));
         assert_eq!(received(&mut viewer), vec![(3, true), (4, false)]);
-        assert_eq!(viewer.dropped.load(Ordering::Relaxed), 0, "joining is not loss");
+        assert_eq!(
+            viewer.dropped.load(Ordering::Relaxed),
+            0,
+            "joining is not loss"
+        );
     }
 
     #[test]
@@ -305,7 +307,10 @@ mod tests {
         hub.publish(frame(7, true));
         let mut viewer = hub.subscribe();
         assert!(matches!(events.try_recv(), Ok(KeyframeEvent::Produced(_))));
-        assert!(events.try_recv().is_err(), "no request when a keyframe is at hand");
+        assert!(
+            events.try_recv().is_err(),
+            "no request when a keyframe is at hand"
+        );
         assert_eq!(received(&mut viewer), vec![(7, true)]);
     }
 
@@ -355,7 +360,11 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert_eq!(sent.load(Ordering::Relaxed), 1);
         tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-        assert_eq!(sent.load(Ordering::Relaxed), 2, "the deferred request fires once");
+        assert_eq!(
+            sent.load(Ordering::Relaxed),
+            2,
+            "the deferred request fires once"
+        );
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         assert_eq!(sent.load(Ordering::Relaxed), 2);
         drop(hub);

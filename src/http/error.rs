@@ -50,7 +50,11 @@ impl ApiError {
     pub fn unavailable(detail: impl Into<String>, retry_after_s: u32) -> Self {
         Self {
             retry_after_s: Some(retry_after_s),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable", detail)
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                detail,
+            )
         }
     }
 

@@ -32,8 +32,18 @@ pub fn router(state: AppState) -> Router {
     // Any origin may watch: a WHEP player on another page is a legitimate viewer.
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::IF_MATCH])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+        ])
         .expose_headers([
             header::LOCATION,
             header::ETAG,
@@ -45,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/viewer.js", get(viewer::script))
         .route("/viewer.css", get(viewer::stylesheet))
         .route("/whep", post(whep::create).options(whep::options))
-        .route("/whep/{id}", axum::routing::patch(whep::patch).delete(whep::delete))
+        .route(
+            "/whep/{id}",
+            axum::routing::patch(whep::patch).delete(whep::delete),
+        )
         .route("/api/status", get(status::status))
         .route("/healthz", get(status::healthz))
         .layer(DefaultBodyLimit::max(whep::MAX_BODY_BYTES))

@@ -43,7 +43,8 @@ fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
             ApiError::bad_request(format!("the body could not be read: {rejection}"))
         }
     })?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))
 }
 
 /// One `Link: <url>; rel="ice-server"` value per URL (RFC 9725 §4.6).
@@ -134,7 +135,8 @@ pub async fn patch(
             "If-Match does not match the session's ETag",
         ));
     }
-    let frag = SdpFrag::parse(&body_text(body)?).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let frag =
+        SdpFrag::parse(&body_text(body)?).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let restart = match (&frag.ice_ufrag, session.remote_ice_ufrag().await) {
         (Some(new), Some(current)) => *new != current,
         _ => false,

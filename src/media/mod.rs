@@ -1,0 +1,37 @@
+//! Media in: the GStreamer pipeline that captures and encodes once, and the pure RTP logic
+//! that turns its packets into frames.
+
+pub mod bus;
+pub mod devices;
+pub mod encoders;
+pub mod pipeline;
+pub mod presets;
+pub mod rtp;
+
+/// Why a pipeline could not be chosen, built or started.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("GStreamer could not start: {0}")]
+    Init(String),
+    #[error("no preset named {name:?}; presets are: {known}, or `auto`, or a whole pipeline")]
+    UnknownPreset { name: String, known: String },
+    #[error(
+        "this pipeline needs the encoder {element}, which is missing or cannot open its device here"
+    )]
+    EncoderMissing { element: String },
+    #[error(
+        "no H.264 encoder found: install gstreamer1.0-plugins-ugly (x264enc) or gstreamer1.0-plugins-bad (openh264enc)"
+    )]
+    NoEncoder,
+    #[error("a {{encoder}} placeholder in the pipeline is malformed or names an unknown encoder")]
+    Placeholder,
+    #[error("the pipeline does not parse: {message}\n  pipeline: {description}")]
+    Parse {
+        description: String,
+        message: String,
+    },
+    #[error("the pipeline has no `appsink name=video` for fieldcast to read from")]
+    NoVideoSink,
+    #[error("the pipeline did not start: {message}")]
+    Start { message: String },
+}

@@ -169,10 +169,9 @@ impl RtpRewriter {
 
     /// Returns this viewer's copy of `packet`; the payload is shared, not copied.
     pub fn rewrite(&mut self, packet: &rtp::Packet) -> rtp::Packet {
-        let offset = *self.timestamp_offset.get_or_insert_with(|| {
-            self.timestamp_base
-                .wrapping_sub(packet.header.timestamp)
-        });
+        let offset = *self
+            .timestamp_offset
+            .get_or_insert_with(|| self.timestamp_base.wrapping_sub(packet.header.timestamp));
         let mut out = packet.clone();
         out.header.ssrc = self.ssrc;
         out.header.payload_type = self.payload_type;
@@ -296,9 +295,11 @@ mod tests {
             ],
             [65534, 65535, 0]
         );
-        assert!([a.clone(), b.clone(), c.clone()]
-            .iter()
-            .all(|p| p.header.ssrc == 0xabcd && p.header.payload_type == 102));
+        assert!(
+            [a.clone(), b.clone(), c.clone()]
+                .iter()
+                .all(|p| p.header.ssrc == 0xabcd && p.header.payload_type == 102)
+        );
         assert_eq!(a.header.timestamp, 1000);
         assert_eq!(b.header.timestamp, 4000);
         assert_eq!(c.header.timestamp, 7000);

@@ -16,7 +16,8 @@ use webrtc::peer_connection::{
 };
 
 /// The one stream fieldcast sends: H.264 constrained baseline, as every preset encodes it.
-pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 /// Our preferred payload type; the answer uses whatever the viewer's offer chose.
 const H264_PAYLOAD_TYPE: u8 = 102;
 /// Where viewer RTCP is marked for the application: after every interceptor that acts on it.
@@ -90,8 +91,10 @@ pub async fn build_peer(
         },
         RtpCodecKind::Video,
     )?;
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
-        .with(Slot::from(RTCP_TO_APPLICATION_SLOT), RtcpToApplication::default());
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?.with(
+        Slot::from(RTCP_TO_APPLICATION_SLOT),
+        RtcpToApplication::default(),
+    );
 
     let configuration = RTCConfigurationBuilder::new()
         .with_ice_servers(
@@ -109,7 +112,7 @@ pub async fn build_peer(
     let setting_engine = SettingEngineBuilder::new()
         // Browsers' `.local` names are not resolved: the viewer's checks reach us anyway and
         // show up as peer-reflexive, and no multicast leaves the device.
-        .with_multicast_dns_mode(rtc::mdns::MulticastDnsMode::Disabled)
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_ice_timeouts(
             Some(settings.ice_disconnected_timeout),
             Some(settings.ice_failed_timeout),

@@ -20,7 +20,9 @@ pub enum OfferError {
     NoVideo,
     #[error("the offer's video section is {0}; it must be able to receive (recvonly or sendrecv)")]
     CannotReceive(&'static str),
-    #[error("the offer's video section does not offer H.264 with packetization-mode=1 (offered: {0})")]
+    #[error(
+        "the offer's video section does not offer H.264 with packetization-mode=1 (offered: {0})"
+    )]
     NoH264(String),
 }
 
@@ -115,9 +117,7 @@ mod tests {
     use super::*;
 
     fn offer(video: &str) -> String {
-        format!(
-            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n{video}"
-        )
+        format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n{video}")
     }
 
     const CHROME_LIKE_VIDEO: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96 102 103\r\n\

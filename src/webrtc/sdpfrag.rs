@@ -5,7 +5,9 @@ pub const MAX_CANDIDATES_PER_FRAGMENT: usize = 64;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SdpFragError {
-    #[error("the fragment carries {0} candidates; at most {MAX_CANDIDATES_PER_FRAGMENT} are accepted")]
+    #[error(
+        "the fragment carries {0} candidates; at most {MAX_CANDIDATES_PER_FRAGMENT} are accepted"
+    )]
     TooManyCandidates(usize),
     #[error("line {line} is not an SDP attribute line: {text:?}")]
     NotAnAttribute { line: usize, text: String },
@@ -80,7 +82,11 @@ mod tests {
         .unwrap();
         assert_eq!(frag.ice_ufrag.as_deref(), Some("EsAw"));
         assert_eq!(frag.candidates.len(), 1);
-        assert!(frag.candidates[0].candidate.starts_with("candidate:1387637174 1 udp"));
+        assert!(
+            frag.candidates[0]
+                .candidate
+                .starts_with("candidate:1387637174 1 udp")
+        );
         assert_eq!(frag.candidates[0].mid.as_deref(), Some("0"));
         assert!(frag.end_of_candidates);
     }

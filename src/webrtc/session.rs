@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
@@ -112,7 +112,8 @@ impl PeerConnectionEventHandler for EventForwarder {
 
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
-            self.0.send_modify(|events| events.gathering_complete = true);
+            self.0
+                .send_modify(|events| events.gathering_complete = true);
         }
     }
 }
@@ -128,7 +129,6 @@ impl ViewerSession {
         offer: String,
         remote: Option<SocketAddr>,
     ) -> Result<(Arc<ViewerSession>, ViewerStream, String), SessionError> {
-        let negotiation = |e: webrtc::error::Error| SessionError::Negotiation(e.to_string());
         let (events_tx, mut events) = watch::channel(PeerEvents::default());
         let peer = build_peer(settings, Arc::new(EventForwarder(events_tx)))
             .await
@@ -165,7 +165,6 @@ impl ViewerSession {
         offer: String,
         events: &mut watch::Receiver<PeerEvents>,
     ) -> Result<(Arc<TrackLocalStaticRTP>, RtpRewriter, String), SessionError> {
-        let negotiation = |e: webrtc::error::Error| SessionError::Negotiation(e.to_string());
         let ssrc = rand::random::<u32>();
         let stream_id = format!("fieldcast-{}", random_token());
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
@@ -272,7 +271,11 @@ impl ViewerSession {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis()),
             connected_for_s: self.joined.elapsed().as_secs_f64(),
-            first_frame_ms: stats.first_frame_after.lock().unwrap().map(|d| d.as_millis()),
+            first_frame_ms: stats
+                .first_frame_after
+                .lock()
+                .unwrap()
+                .map(|d| d.as_millis()),
             packets_sent: stats.packets_sent.load(Ordering::Relaxed),
             bytes_sent: stats.bytes_sent.load(Ordering::Relaxed),
             frames_sent: stats.frames_sent.load(Ordering::Relaxed),

@@ -25,7 +25,9 @@ pub async fn start_daemon() -> RunningDaemon {
         ..Config::default()
     };
     config.peer.udp_addrs = vec!["127.0.0.1:0".to_owned()];
-    daemon::start(config).await.expect("daemon starts on the test pipeline")
+    daemon::start(config)
+        .await
+        .expect("daemon starts on the test pipeline")
 }
 
 pub fn base_url(daemon: &RunningDaemon) -> String {

@@ -1,0 +1,314 @@
+//! Turns `--pipeline` (`auto`, a preset name, or a whole gst-launch string) into the
+//! pipeline description to run, choosing camera and encoder and saying why.
+
+use super::PipelineError;
+use super::devices::{self, Camera};
+use super::encoders::{self, DEFAULT_BITRATE_KBPS, Encoder};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+/// Every pipeline ends by packetising H.264 for the fan-out: parameter sets in front of every
+/// IDR, packets small enough for any path, and an RTP packet as soon as a NAL is ready.
+pub const RTP_TAIL: &str = "h264parse config-interval=-1 \
+    ! rtph264pay mtu=1200 config-interval=-1 aggregate-mode=zero-latency pt=96 \
+    ! appsink name=video";
+
+/// The presets in `pipelines/`, built into the binary.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("test", include_str!("../../pipelines/test.pipeline")),
+    ("rpi-csi", include_str!("../../pipelines/rpi-csi.pipeline")),
+    (
+        "rpi5-csi",
+        include_str!("../../pipelines/rpi5-csi.pipeline"),
+    ),
+    (
+        "usb-mjpeg",
+        include_str!("../../pipelines/usb-mjpeg.pipeline"),
+    ),
+    ("usb-raw", include_str!("../../pipelines/usb-raw.pipeline")),
+    (
+        "usb-h264",
+        include_str!("../../pipelines/usb-h264.pipeline"),
+    ),
+];
+
+/// V4L2 device used when a USB preset is named but no camera was seen.
+const DEFAULT_DEVICE: &str = "/dev/video0";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPipeline {
+    /// Preset name, or `None` for a custom pipeline string.
+    pub preset: Option<String>,
+    /// gst-launch description, ready to parse.
+    pub description: String,
+    /// Encoder element in use, when fieldcast chose or the preset names one.
+    pub encoder: Option<String>,
+    /// Why this pipeline and encoder, in a sentence for the log.
+    pub reason: String,
+}
+
+pub fn preset(name: &str) -> Option<&'static str> {
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
+
+pub fn preset_names() -> Vec<&'static str> {
+    PRESETS.iter().map(|(name, _)| *name).collect()
+}
+
+/// Resolves `spec` against this machine's cameras and encoders.
+pub fn resolve(spec: &str) -> Result<ResolvedPipeline, PipelineError> {
+    gst::init().map_err(|e| PipelineError::Init(e.to_string()))?;
+    let spec = spec.trim();
+    let (name, device, why) = if spec == "auto" {
+        let (name, device, why) = choose_preset(&devices::detect(), has_v4l2_encoder());
+        (name.to_owned(), device, why)
+    } else if looks_like_pipeline(spec) {
+        return resolve_custom(spec);
+    } else if preset(spec).is_some() {
+        let device = devices::detect().into_iter().find_map(|c| match c {
+            Camera::Usb { device, .. } => Some(device),
+            Camera::Csi { .. } => None,
+        });
+        (
+            spec.to_owned(),
+            device,
+            format!("preset {spec} was asked for"),
+        )
+    } else {
+        return Err(PipelineError::UnknownPreset {
+            name: spec.to_owned(),
+            known: preset_names().join(", "),
+        });
+    };
+    let template = preset(&name).expect("choose_preset returns known presets");
+    let device = device.unwrap_or_else(|| DEFAULT_DEVICE.to_owned());
+    let (description, encoder, encoder_why) = expand(&strip_comments(template), &device)?;
+    Ok(ResolvedPipeline {
+        preset: Some(name),
+        description,
+        encoder,
+        reason: format!("{why}; {encoder_why}"),
+    })
+}
+
+fn resolve_custom(spec: &str) -> Result<ResolvedPipeline, PipelineError> {
+    let (description, encoder, encoder_why) = expand(spec, DEFAULT_DEVICE)?;
+    Ok(ResolvedPipeline {
+        preset: None,
+        description,
+        encoder,
+        reason: format!("a custom pipeline was given; {encoder_why}"),
+    })
+}
+
+/// Preset names are single words; anything with a `!` or a space is a pipeline.
+fn looks_like_pipeline(spec: &str) -> bool {
+    spec.contains('!') || spec.contains(char::is_whitespace)
+}
+
+/// Which preset suits the cameras found. Pure, so every case is tested.
+pub fn choose_preset(
+    cameras: &[Camera],
+    has_v4l2_encoder: bool,
+) -> (&'static str, Option<String>, String) {
+    if let Some(Camera::Csi { name }) = cameras.iter().find(|c| matches!(c, Camera::Csi { .. })) {
+        return if has_v4l2_encoder {
+            (
+                "rpi-csi",
+                None,
+                format!("CSI camera {name} found and the board has an H.264 encoder"),
+            )
+        } else {
+            (
+                "rpi5-csi",
+                None,
+                format!("CSI camera {name} found, no H.264 encoder block"),
+            )
+        };
+    }
+    for camera in cameras {
+        if let Camera::Usb {
+            name,
+            device,
+            formats,
+        } = camera
+        {
+            let preset = if formats.mjpeg {
+                "usb-mjpeg"
+            } else if formats.raw {
+                "usb-raw"
+            } else {
+                "usb-h264"
+            };
+            return (
+                preset,
+                Some(device.clone()),
+                format!("USB camera {name} found at {device}"),
+            );
+        }
+    }
+    (
+        "test",
+        None,
+        "no camera found, streaming the test pattern".to_owned(),
+    )
+}
+
+/// Drops `#` comment lines so preset files can explain themselves.
+pub fn strip_comments(text: &str) -> String {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Fills `{rtp}`, `{device}`, `{encoder}` (best available) and `{encoder:NAME}` (that one).
+fn expand(template: &str, device: &str) -> Result<(String, Option<String>, String), PipelineError> {
+    let mut text = template
+        .replace("{rtp}", RTP_TAIL)
+        .replace("{device}", device);
+    let mut chosen = None;
+    let mut why = "the pipeline encodes as written".to_owned();
+    if let Some(start) = text.find("{encoder:") {
+        let end = start + text[start..].find('}').ok_or(PipelineError::Placeholder)?;
+        let name = text[start + "{encoder:".len()..end].to_owned();
+        let encoder = Encoder::by_element(&name).ok_or(PipelineError::Placeholder)?;
+        if !usable(encoder) {
+            return Err(PipelineError::EncoderMissing { element: name });
+        }
+        text.replace_range(start..=end, &encoder.fragment(DEFAULT_BITRATE_KBPS));
+        why = format!("the preset needs {name}");
+        chosen = Some(name);
+    }
+    if text.contains("{encoder}") {
+        let encoder = encoders::pick(usable).ok_or(PipelineError::NoEncoder)?;
+        text = text.replace("{encoder}", &encoder.fragment(DEFAULT_BITRATE_KBPS));
+        let skipped: Vec<_> = encoders::ENCODERS
+            .iter()
+            .take_while(|e| e.element != encoder.element)
+            .map(|e| e.element)
+            .collect();
+        why = match (encoder.hardware, skipped.is_empty()) {
+            (true, _) => format!("encoding with hardware encoder {}", encoder.element),
+            (false, true) => format!("encoding in software with {}", encoder.element),
+            (false, false) => format!(
+                "encoding in software with {} ({} not usable here)",
+                encoder.element,
+                skipped.join(", ")
+            ),
+        };
+        chosen = Some(encoder.element.to_owned());
+    } else if chosen.is_none() {
+        chosen = encoders::ENCODERS
+            .iter()
+            .find(|e| contains_element(&text, e.element))
+            .map(|e| e.element.to_owned());
+    }
+    if text.contains('{') && text.contains("{encoder") {
+        return Err(PipelineError::Placeholder);
+    }
+    Ok((text, chosen, why))
+}
+
+fn contains_element(description: &str, element: &str) -> bool {
+    description
+        .split(|c: char| c == '!' || c.is_whitespace())
+        .any(|word| word == element)
+}
+
+fn has_v4l2_encoder() -> bool {
+    Encoder::by_element("v4l2h264enc").is_some_and(usable)
+}
+
+/// An encoder is usable when its elements exist and open (hardware ones open a device).
+fn usable(encoder: &Encoder) -> bool {
+    if gst::ElementFactory::find(encoder.element).is_none() {
+        return false;
+    }
+    let Ok(bin) = gst::parse::bin_from_description(&encoder.fragment(DEFAULT_BITRATE_KBPS), false)
+    else {
+        return false;
+    };
+    let ready = bin.set_state(gst::State::Ready).is_ok();
+    let _ = bin.set_state(gst::State::Null);
+    ready
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::devices::UsbFormats;
+
+    fn usb(device: &str, mjpeg: bool, raw: bool, h264: bool) -> Camera {
+        Camera::Usb {
+            name: "cam".into(),
+            device: device.into(),
+            formats: UsbFormats { mjpeg, raw, h264 },
+        }
+    }
+
+    #[test]
+    fn no_camera_means_test_pattern() {
+        assert_eq!(choose_preset(&[], true).0, "test");
+    }
+
+    #[test]
+    fn csi_camera_uses_the_encoder_block_when_present() {
+        let csi = [Camera::Csi {
+            name: "imx708".into(),
+        }];
+        assert_eq!(choose_preset(&csi, true).0, "rpi-csi");
+        assert_eq!(choose_preset(&csi, false).0, "rpi5-csi");
+        let both = [usb("/dev/video0", true, true, false), csi[0].clone()];
+        assert_eq!(choose_preset(&both, true).0, "rpi-csi");
+    }
+
+    #[test]
+    fn usb_camera_prefers_mjpeg_then_raw_then_h264() {
+        let (name, device, _) = choose_preset(&[usb("/dev/video2", true, true, true)], false);
+        assert_eq!(
+            (name, device.as_deref()),
+            ("usb-mjpeg", Some("/dev/video2"))
+        );
+        assert_eq!(
+            choose_preset(&[usb("/dev/video0", false, true, true)], false).0,
+            "usb-raw"
+        );
+        assert_eq!(
+            choose_preset(&[usb("/dev/video0", false, false, true)], false).0,
+            "usb-h264"
+        );
+    }
+
+    #[test]
+    fn comments_and_line_breaks_are_dropped() {
+        let text = "# a comment\nvideotestsrc\n  ! fakesink\n\n";
+        assert_eq!(strip_comments(text), "videotestsrc ! fakesink");
+    }
+
+    #[test]
+    fn every_preset_ends_in_the_rtp_tail_and_is_a_single_word() {
+        for (name, text) in PRESETS {
+            assert!(!looks_like_pipeline(name));
+            assert!(text.contains("{rtp}"), "{name} does not end in {{rtp}}");
+        }
+    }
+
+    #[test]
+    fn pipeline_strings_are_told_from_names() {
+        assert!(looks_like_pipeline("videotestsrc ! fakesink"));
+        assert!(looks_like_pipeline("videotestsrc!fakesink"));
+        assert!(!looks_like_pipeline("usb-mjpeg"));
+    }
+
+    #[test]
+    fn contains_element_matches_whole_words() {
+        assert!(contains_element("a ! x264enc bitrate=1 ! b", "x264enc"));
+        assert!(!contains_element("a ! x264enc2 ! b", "x264enc"));
+    }
+}
