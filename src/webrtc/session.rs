@@ -380,3 +380,7 @@ impl ViewerSession {
         }
     }
 }
+
+fn negotiation(e: webrtc::error::Error) -> SessionError {
+    SessionError::Negotiation(e.to_string())
+}
