@@ -230,8 +230,9 @@ fn usable(encoder: &Encoder) -> bool {
     if gst::ElementFactory::find(encoder.element).is_none() {
         return false;
     }
-    let Ok(bin) = gst::parse::bin_from_description(&encoder.fragment(DEFAULT_BITRATE_KBPS), false)
-    else {
+    // A trailing caps filter needs an element after it to parse.
+    let trial = format!("{} ! fakesink", encoder.fragment(DEFAULT_BITRATE_KBPS));
+    let Ok(bin) = gst::parse::bin_from_description(&trial, false) else {
         return false;
     };
     let ready = bin.set_state(gst::State::Ready).is_ok();
