@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(viewer::index))
         .route("/viewer.js", get(viewer::script))
         .route("/viewer.css", get(viewer::stylesheet))
-        .route("/whep", post(whep::create).options(whep::options))
+        .route("/whep", post(whep::create))
         .route(
             "/whep/{id}",
             axum::routing::patch(whep::patch).delete(whep::delete),
@@ -63,5 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(status::healthz))
         .layer(DefaultBodyLimit::max(whep::MAX_BODY_BYTES))
         .layer(cors)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            whep::discovery,
+        ))
         .with_state(state)
 }

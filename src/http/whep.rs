@@ -68,12 +68,23 @@ pub fn ice_server_links(servers: &[IceServer]) -> Vec<HeaderValue> {
         .collect()
 }
 
-pub async fn options(State(state): State<AppState>) -> Response {
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    let headers = response.headers_mut();
-    headers.insert("accept-post", HeaderValue::from_static(SDP));
-    for link in ice_server_links(&state.peer_settings.ice_servers) {
-        headers.append(header::LINK, link);
+/// `OPTIONS /whep`: the CORS layer answers first (a browser's preflight and a plain OPTIONS
+/// alike); this adds what a WHEP client discovers there, as 204 No Content.
+pub async fn discovery(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let is_discovery =
+        request.method() == axum::http::Method::OPTIONS && request.uri().path() == "/whep";
+    let mut response = next.run(request).await;
+    if is_discovery && response.status().is_success() {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let headers = response.headers_mut();
+        headers.insert("accept-post", HeaderValue::from_static(SDP));
+        for link in ice_server_links(&state.peer_settings.ice_servers) {
+            headers.append(header::LINK, link);
+        }
     }
     response
 }

@@ -19,12 +19,18 @@ use webrtc::peer_connection::{
 
 /// The daemon with the `test` pipeline, HTTP and media on loopback only.
 pub async fn start_daemon() -> RunningDaemon {
+    start_daemon_with(|_| {}).await
+}
+
+/// As [`start_daemon`], with `adjust` applied to the configuration first.
+pub async fn start_daemon_with(adjust: impl FnOnce(&mut Config)) -> RunningDaemon {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         pipeline: "test".to_owned(),
         ..Config::default()
     };
     config.peer.udp_addrs = vec!["127.0.0.1:0".to_owned()];
+    adjust(&mut config);
     daemon::start(config)
         .await
         .expect("daemon starts on the test pipeline")
