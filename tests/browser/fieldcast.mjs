@@ -1,8 +1,6 @@
 // Starts a real fieldcast binary on loopback and a headless Debian Chromium to watch it.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -67,7 +65,7 @@ export async function startFieldcast() {
 }
 
 export async function launchChromium() {
-  const profile = mkdtempSync(join(tmpdir(), "fieldcast-chromium-"));
+  // playwright gives every launch a fresh, empty profile of its own (--user-data-dir).
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -79,7 +77,6 @@ export async function launchChromium() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
-      `--user-data-dir=${profile}`,
       // Real host candidates instead of mDNS names, so nothing is multicast off the machine.
       "--disable-features=WebRtcHideLocalIpsWithMdns",
       "--autoplay-policy=no-user-gesture-required",
@@ -89,7 +86,6 @@ export async function launchChromium() {
     browser,
     close: async () => {
       await browser.close();
-      rmSync(profile, { recursive: true, force: true });
     },
   };
 }
