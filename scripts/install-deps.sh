@@ -8,6 +8,7 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  fonts-dejavu-core
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(chromium)
@@ -30,8 +31,10 @@ if ! command -v cargo >/dev/null; then
   if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"
   else
-    echo "Rust is needed: install it with https://rustup.rs (rustup), then run this again." >&2
-    exit 1
+    # Debian's own rustc is too old for fieldcast; rustup installs the current stable.
+    echo "Installing Rust with rustup (https://rustup.rs) for $(id -un)..." >&2
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    export PATH="$HOME/.cargo/bin:$PATH"
   fi
 fi
 
