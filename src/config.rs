@@ -6,6 +6,7 @@ use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 pub const DEFAULT_PIPELINE: &str = "auto";
+pub const DEFAULT_TITLE: &str = "Live";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -13,6 +14,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `auto`, a preset name from `pipelines/`, or a full gst-launch pipeline.
     pub pipeline: String,
+    /// Shown on the viewer page and in the browser tab.
+    pub title: String,
     pub peer: PeerSettings,
     /// A viewer that has not connected by then is forgotten.
     pub connect_timeout: Duration,
@@ -27,6 +30,7 @@ impl Default for Config {
                 .parse()
                 .expect("default listen address parses"),
             pipeline: DEFAULT_PIPELINE.to_owned(),
+            title: DEFAULT_TITLE.to_owned(),
             peer: PeerSettings::default(),
             connect_timeout: crate::webrtc::session::DEFAULT_CONNECT_TIMEOUT,
             viewer_queue_frames: crate::fanout::DEFAULT_VIEWER_QUEUE_FRAMES,

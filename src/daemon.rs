@@ -79,6 +79,7 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         hub,
         pipeline: pipeline.clone(),
         peer_settings: Arc::new(config.peer.clone()),
+        title: Arc::from(config.title.as_str()),
         keyframe_requests_sent,
         started: Instant::now(),
     };

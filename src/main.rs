@@ -1,5 +1,5 @@
 use clap::{Args, Parser, Subcommand};
-use fieldcast::config::{Config, DEFAULT_LISTEN, DEFAULT_PIPELINE};
+use fieldcast::config::{Config, DEFAULT_LISTEN, DEFAULT_PIPELINE, DEFAULT_TITLE};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +33,9 @@ struct RunArgs {
     /// gst-launch pipeline ending in `appsink name=video`.
     #[arg(long, default_value = DEFAULT_PIPELINE)]
     pipeline: String,
+    /// Stream title shown to viewers.
+    #[arg(long, default_value = DEFAULT_TITLE)]
+    title: String,
     /// Local address for WebRTC media sockets (repeatable); 0.0.0.0:0 is every interface
     /// but loopback.
     #[arg(long = "rtc-addr")]
@@ -47,6 +50,7 @@ impl RunArgs {
         let mut config = Config {
             listen: self.listen,
             pipeline: self.pipeline,
+            title: self.title,
             ..Config::default()
         };
         if !self.rtc_addrs.is_empty() {

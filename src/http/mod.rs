@@ -1,6 +1,7 @@
 //! The HTTP face of fieldcast: WHEP signalling, the viewer page, status and health.
 
 pub mod error;
+pub mod share;
 pub mod status;
 pub mod viewer;
 pub mod whep;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub hub: Arc<FanoutHub>,
     pub pipeline: VideoPipeline,
     pub peer_settings: Arc<PeerSettings>,
+    pub title: Arc<str>,
     pub keyframe_requests_sent: Arc<AtomicU64>,
     pub started: Instant,
 }
@@ -54,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(viewer::index))
         .route("/viewer.js", get(viewer::script))
         .route("/viewer.css", get(viewer::stylesheet))
+        .route("/share.svg", get(share::qr_svg))
         .route("/whep", post(whep::create))
         .route(
             "/whep/{id}",

@@ -28,6 +28,7 @@ struct StreamStatus {
 #[derive(Serialize)]
 pub struct Status {
     version: &'static str,
+    title: String,
     uptime_s: u64,
     healthy: bool,
     pipeline: crate::media::pipeline::PipelineStatus,
@@ -51,6 +52,7 @@ pub async fn status(State(state): State<AppState>) -> Json<Status> {
     let age = frame_age(&state, now);
     Json(Status {
         version: env!("CARGO_PKG_VERSION"),
+        title: state.title.to_string(),
         uptime_s: state.started.elapsed().as_secs(),
         healthy: age.is_some_and(|a| a <= HEALTHY_FRAME_AGE),
         pipeline: state.pipeline.status(),
