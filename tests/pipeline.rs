@@ -7,7 +7,7 @@ use fieldcast::media::PipelineError;
 use fieldcast::media::encoders::{DEFAULT_BITRATE_KBPS, Encoder};
 use fieldcast::media::pipeline::{PipelineState, VideoPipeline};
 use fieldcast::media::presets::{self, RTP_TAIL, ResolvedPipeline, strip_comments};
-use fieldcast::media::rtp::{AccessUnit, AccessUnitAssembler, NAL_IDR, NAL_PPS, NAL_SPS, parse};
+use fieldcast::media::rtp::{AccessUnit, AccessUnitAssembler, NAL_PPS, NAL_SPS, parse};
 use gstreamer as gst;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -118,7 +118,9 @@ impl VideoPipeline {
         let (running, mut events) = inner.launch()?;
         *lock(&inner.running) = Some(running);
         if let Err(message) = inner.await_first_packet(&mut events).await {
-            inner.take_running().map(Running::teardown);
+            if let Some(running) = inner.take_running() {
+                running.teardown();
+            }
             return Err(PipelineError::Start { message });
         }
         let supervisor = tokio::spawn(supervise(Arc::clone(&inner), events));
@@ -162,13 +164,12 @@ impl VideoPipeline {
     pub async fn stop(&self) {
         self.inner.stop.notify_one();
         let supervisor = lock(&self.inner.supervisor).take();
-        if let Some(supervisor) = supervisor {
-            if tokio::time::timeout(Duration::from_secs(3), supervisor)
+        if let Some(supervisor) = supervisor
+            && tokio::time::timeout(Duration::from_secs(3), supervisor)
                 .await
                 .is_err()
-            {
-                tracing::warn!("pipeline supervisor did not stop within 3 s");
-            }
+        {
+            tracing::warn!("pipeline supervisor did not stop within 3 s");
         }
         let running = self.inner.take_running();
         if let Some(running) = running {
@@ -235,12 +236,11 @@ impl Inner {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |appsink| {
                     let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    if let Some(buffer) = sample.buffer() {
-                        if let Ok(map) = buffer.map_readable() {
-                            last_packet_ms
-                                .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-                            sink(Bytes::copy_from_slice(map.as_slice()));
-                        }
+                    if let Some(buffer) = sample.buffer()
+                        && let Ok(map) = buffer.map_readable()
+                    {
+                        last_packet_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                        sink(Bytes::copy_from_slice(map.as_slice()));
                     }
                     Ok(gst::FlowSuccess::Ok)
                 })
