@@ -1,5 +1,6 @@
 //! Daemon settings with their defaults in one place.
 
+use crate::media::audio::AudioSettings;
 use crate::webrtc::api::{IceServer, PeerSettings};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub struct Config {
     pub pipeline: String,
     /// Shown on the viewer page and in the browser tab.
     pub title: String,
+    pub audio: AudioSettings,
     pub peer: PeerSettings,
     /// A viewer that has not connected by then is forgotten.
     pub connect_timeout: Duration,
@@ -31,6 +33,7 @@ impl Default for Config {
                 .expect("default listen address parses"),
             pipeline: DEFAULT_PIPELINE.to_owned(),
             title: DEFAULT_TITLE.to_owned(),
+            audio: AudioSettings::default(),
             peer: PeerSettings::default(),
             connect_timeout: crate::webrtc::session::DEFAULT_CONNECT_TIMEOUT,
             viewer_queue_frames: crate::fanout::DEFAULT_VIEWER_QUEUE_FRAMES,

@@ -2,11 +2,12 @@
 //! serves HTTP until asked to stop.
 
 use crate::config::Config;
+use crate::fanout::audio::AudioHub;
 use crate::fanout::keyframe::KeyframeGate;
-use crate::fanout::{FanoutHub, run_keyframe_requests};
+use crate::fanout::{FanoutHub, Hubs, run_keyframe_requests};
 use crate::http::{AppState, router};
 use crate::media::PipelineError;
-use crate::media::pipeline::VideoPipeline;
+use crate::media::pipeline::{MediaPipeline, MediaSinks, PacketSink};
 use crate::media::presets;
 use crate::media::rtp::{AccessUnit, AccessUnitAssembler, parse};
 use crate::webrtc::registry::SessionRegistry;
@@ -33,14 +34,14 @@ pub enum DaemonError {
 
 pub struct RunningDaemon {
     pub local_addr: SocketAddr,
-    pub pipeline: VideoPipeline,
+    pub pipeline: MediaPipeline,
     registry: SessionRegistry,
     stop_http: oneshot::Sender<()>,
     http: JoinHandle<()>,
 }
 
 /// Turns the appsink's RTP packets into frames on the hub. Runs on the streaming thread.
-fn packet_sink(hub: Arc<FanoutHub>) -> crate::media::pipeline::PacketSink {
+fn video_sink(hub: Arc<FanoutHub>) -> PacketSink {
     let assembler = Mutex::new((AccessUnitAssembler::new(), Vec::<AccessUnit>::new()));
     Arc::new(move |raw| {
         let packet = match parse(&raw) {
@@ -59,10 +60,27 @@ fn packet_sink(hub: Arc<FanoutHub>) -> crate::media::pipeline::PacketSink {
     })
 }
 
+/// Hands the appsink's Opus packets to the audio hub. Runs on the streaming thread.
+fn audio_sink(hub: Arc<AudioHub>) -> PacketSink {
+    Arc::new(move |raw| match parse(&raw) {
+        Ok(packet) => hub.publish(Arc::new(packet)),
+        Err(e) => tracing::debug!("pipeline produced a non-RTP audio buffer: {e}"),
+    })
+}
+
 pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
-    let resolved = presets::resolve(&config.pipeline)?;
+    let resolved = presets::resolve(&config.pipeline, &config.audio)?;
     let (hub, keyframe_events) = FanoutHub::new(config.viewer_queue_frames);
-    let pipeline = VideoPipeline::start(resolved, packet_sink(Arc::clone(&hub))).await?;
+    let audio_hub = AudioHub::new();
+    let sinks = MediaSinks {
+        video: video_sink(Arc::clone(&hub)),
+        audio: audio_sink(Arc::clone(&audio_hub)),
+    };
+    let pipeline = MediaPipeline::start(resolved, sinks).await?;
+    let hubs = Hubs {
+        video: hub,
+        audio: audio_hub,
+    };
 
     let keyframe_requests_sent = Arc::new(AtomicU64::new(0));
     let encoder = pipeline.clone();
@@ -73,10 +91,10 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         Arc::clone(&keyframe_requests_sent),
     ));
 
-    let registry = SessionRegistry::start(Arc::clone(&hub), config.connect_timeout);
+    let registry = SessionRegistry::start(hubs.clone(), config.connect_timeout);
     let state = AppState {
         registry: registry.clone(),
-        hub,
+        hubs,
         pipeline: pipeline.clone(),
         peer_settings: Arc::new(config.peer.clone()),
         title: Arc::from(config.title.as_str()),

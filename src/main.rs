@@ -33,6 +33,13 @@ struct RunArgs {
     /// gst-launch pipeline ending in `appsink name=video`.
     #[arg(long, default_value = DEFAULT_PIPELINE)]
     pipeline: String,
+    /// Sound: `auto` (a microphone if found; the test tone with `--pipeline test`), `none`,
+    /// an ALSA device such as `hw:1`, or a gst-launch source.
+    #[arg(long, default_value = "auto")]
+    audio: String,
+    /// Opus bitrate in kbit/s (6..=510).
+    #[arg(long, default_value_t = fieldcast::media::audio::DEFAULT_AUDIO_BITRATE_KBPS)]
+    audio_bitrate: u32,
     /// Stream title shown to viewers.
     #[arg(long, default_value = DEFAULT_TITLE)]
     title: String,
@@ -51,6 +58,11 @@ impl RunArgs {
             listen: self.listen,
             pipeline: self.pipeline,
             title: self.title,
+            audio: fieldcast::media::audio::AudioSettings {
+                source: self.audio,
+                bitrate_kbps: self.audio_bitrate,
+                ..Default::default()
+            },
             ..Config::default()
         };
         if !self.rtc_addrs.is_empty() {

@@ -45,7 +45,8 @@ fn post_offer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_problem_json_and_leave_nothing_behind() {
-    let daemon = start_daemon_with(|_| {}).await;
+    // Without sound, an offer for sound only cannot be answered.
+    let daemon = start_daemon_with(|config| config.audio.source = "none".into()).await;
     let base = base_url(&daemon);
     let client = Client::new();
 
@@ -85,7 +86,10 @@ async fn bad_requests_get_problem_json_and_leave_nothing_behind() {
         .await
         .unwrap();
     let body = expect_problem(r, StatusCode::BAD_REQUEST, "audio-only offer").await;
-    assert!(body["detail"].as_str().unwrap().contains("video"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("no sound"),
+        "{body}"
+    );
 
     let huge = format!("v=0\r\n{}", "a=x\r\n".repeat(20_000));
     let r = post_offer(&client, &base, "application/sdp", huge)

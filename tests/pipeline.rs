@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use fieldcast::media::PipelineError;
+use fieldcast::media::audio::AudioSettings;
 use fieldcast::media::encoders::{DEFAULT_BITRATE_KBPS, Encoder};
-use fieldcast::media::pipeline::{PipelineState, VideoPipeline};
+use fieldcast::media::pipeline::{MediaPipeline, MediaSinks, PipelineState};
 use fieldcast::media::presets::{self, RTP_TAIL, ResolvedPipeline, strip_comments};
 use fieldcast::media::rtp::{AccessUnit, AccessUnitAssembler, NAL_PPS, NAL_SPS, parse};
 use gstreamer as gst;
@@ -13,10 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+fn resolve(spec: &str) -> Result<ResolvedPipeline, PipelineError> {
+    presets::resolve(spec, &AudioSettings::default())
+}
+
 /// Starts `resolved` and returns its frames as they are assembled.
 async fn run(
     resolved: ResolvedPipeline,
-) -> Result<(VideoPipeline, mpsc::UnboundedReceiver<AccessUnit>), PipelineError> {
+) -> Result<(MediaPipeline, mpsc::UnboundedReceiver<AccessUnit>), PipelineError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let assembler = Mutex::new(AccessUnitAssembler::new());
     let sink = Arc::new(move |raw: Bytes| {
@@ -30,7 +35,7 @@ async fn run(
             let _ = tx.send(frame);
         }
     });
-    let pipeline = VideoPipeline::start(resolved, sink).await?;
+    let pipeline = MediaPipeline::start(resolved, MediaSinks::video_only(sink)).await?;
     Ok((pipeline, rx))
 }
 
@@ -66,7 +71,7 @@ fn sps_profile(frame: &AccessUnit) -> Option<(u8, u8)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_pipeline_makes_h264_any_browser_can_start_on() {
-    let resolved = presets::resolve("test").expect("the test preset resolves");
+    let resolved = resolve("test").expect("the test preset resolves");
     assert_eq!(resolved.preset.as_deref(), Some("test"));
     assert!(
         resolved.encoder.is_some(),
@@ -120,7 +125,7 @@ async fn test_pipeline_makes_h264_any_browser_can_start_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyframe_request_reaches_the_encoder() {
-    let (pipeline, mut frames) = run(presets::resolve("test").unwrap()).await.unwrap();
+    let (pipeline, mut frames) = run(resolve("test").unwrap()).await.unwrap();
     // Right after an IDR the next natural one is 2 s away.
     while !next(&mut frames, "a first IDR").await.is_keyframe() {}
     let asked = Instant::now();
@@ -153,7 +158,7 @@ async fn pipeline_that_ends_is_rebuilt() {
             .unwrap()
             .fragment(DEFAULT_BITRATE_KBPS)
     );
-    let resolved = presets::resolve(&description).unwrap();
+    let resolved = resolve(&description).unwrap();
     let (pipeline, mut frames) = run(resolved).await.unwrap();
     let mut seen = 0;
     let deadline = Instant::now() + Duration::from_secs(8);
@@ -176,7 +181,7 @@ async fn pipeline_that_ends_is_rebuilt() {
 
 #[tokio::test]
 async fn broken_pipeline_string_is_a_clear_error() {
-    let resolved = presets::resolve("videotestsrc ! no-such-element ! appsink name=video").unwrap();
+    let resolved = resolve("videotestsrc ! no-such-element ! appsink name=video").unwrap();
     match run(resolved).await {
         Err(PipelineError::Parse { message, .. }) => {
             assert!(message.contains("no-such-element"), "{message}")
@@ -187,7 +192,7 @@ async fn broken_pipeline_string_is_a_clear_error() {
 
 #[tokio::test]
 async fn pipeline_without_video_appsink_is_refused() {
-    let resolved = presets::resolve("videotestsrc ! fakesink").unwrap();
+    let resolved = resolve("videotestsrc ! fakesink").unwrap();
     assert!(matches!(
         run(resolved).await,
         Err(PipelineError::NoVideoSink)
@@ -196,7 +201,7 @@ async fn pipeline_without_video_appsink_is_refused() {
 
 #[tokio::test]
 async fn missing_camera_is_a_clear_error() {
-    let resolved = presets::resolve(
+    let resolved = resolve(
         "v4l2src device=/dev/fieldcast-no-camera ! image/jpeg ! jpegdec ! {encoder} ! h264parse \
          ! rtph264pay ! appsink name=video",
     )
@@ -211,7 +216,7 @@ async fn missing_camera_is_a_clear_error() {
 
 #[test]
 fn unknown_preset_names_the_known_ones() {
-    match presets::resolve("webcam") {
+    match resolve("webcam") {
         Err(e @ PipelineError::UnknownPreset { .. }) => {
             let text = e.to_string();
             assert!(
@@ -225,7 +230,7 @@ fn unknown_preset_names_the_known_ones() {
 
 #[test]
 fn auto_without_camera_streams_the_test_pattern_with_the_best_encoder() {
-    let resolved = presets::resolve("auto").unwrap();
+    let resolved = resolve("auto").unwrap();
     assert_eq!(resolved.preset.as_deref(), Some("test"), "{resolved:?}");
     gst::init().unwrap();
     // This machine has no hardware encoder, so software x264 is first in line.
@@ -260,7 +265,9 @@ fn every_preset_parses_with_the_elements_this_machine_has() {
             .replace("{encoder:v4l2h264enc}", &x264)
             .replace("{encoder:x264enc}", &x264)
             .replace("{encoder}", &x264)
-            .replace("libcamerasrc", "videotestsrc");
+            .replace("libcamerasrc", "videotestsrc")
+            .replace("{microphone}", "audiotestsrc")
+            .replace("{audio}", &AudioSettings::default().tail());
         gst::parse::launch(&text).unwrap_or_else(|e| panic!("preset {name} does not parse: {e}"));
     }
     // The Pi 4 encoder's caps (level is required by its driver) are valid caps.
@@ -272,7 +279,7 @@ fn every_preset_parses_with_the_elements_this_machine_has() {
     assert!(caps.contains("level=(string)4"));
     if gst::ElementFactory::find("v4l2h264enc").is_none() {
         assert!(matches!(
-            presets::resolve("rpi-csi"),
+            resolve("rpi-csi"),
             Err(PipelineError::EncoderMissing { ref element }) if element == "v4l2h264enc"
         ));
     }

@@ -2,6 +2,7 @@
 //! per-viewer queues. It never blocks: a full queue loses frames up to the next keyframe,
 //! and the loss is counted against that viewer only.
 
+pub mod audio;
 pub mod keyframe;
 pub mod rate;
 
@@ -12,6 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 use tokio::sync::mpsc;
+
+/// Both hubs, as the viewer sessions need them.
+#[derive(Clone)]
+pub struct Hubs {
+    pub video: Arc<FanoutHub>,
+    pub audio: Arc<audio::AudioHub>,
+}
 
 /// A frame shared by every viewer; packets are never copied per viewer.
 pub type Frame = Arc<AccessUnit>;

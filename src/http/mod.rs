@@ -6,8 +6,8 @@ pub mod status;
 pub mod viewer;
 pub mod whep;
 
-use crate::fanout::FanoutHub;
-use crate::media::pipeline::VideoPipeline;
+use crate::fanout::Hubs;
+use crate::media::pipeline::MediaPipeline;
 use crate::webrtc::api::PeerSettings;
 use crate::webrtc::registry::SessionRegistry;
 use axum::Router;
@@ -22,8 +22,8 @@ use tower_http::cors::{Any, CorsLayer};
 #[derive(Clone)]
 pub struct AppState {
     pub registry: SessionRegistry,
-    pub hub: Arc<FanoutHub>,
-    pub pipeline: VideoPipeline,
+    pub hubs: Hubs,
+    pub pipeline: MediaPipeline,
     pub peer_settings: Arc<PeerSettings>,
     pub title: Arc<str>,
     pub keyframe_requests_sent: Arc<AtomicU64>,

@@ -39,7 +39,8 @@ pub struct Status {
 
 fn frame_age(state: &AppState, now: Instant) -> Option<Duration> {
     state
-        .hub
+        .hubs
+        .video
         .stats(now)
         .last_frame_at
         .map(|at| now.saturating_duration_since(at))
@@ -47,7 +48,7 @@ fn frame_age(state: &AppState, now: Instant) -> Option<Duration> {
 
 pub async fn status(State(state): State<AppState>) -> Json<Status> {
     let now = Instant::now();
-    let hub = state.hub.stats(now);
+    let hub = state.hubs.video.stats(now);
     let viewers = state.registry.list().await;
     let age = frame_age(&state, now);
     Json(Status {

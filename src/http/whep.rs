@@ -97,9 +97,10 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     require_content_type(&headers, SDP)?;
     let offer = body_text(body)?;
-    check_offer(&offer).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let wanted = check_offer(&offer, state.pipeline.has_audio())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (session, stream, answer) =
-        ViewerSession::negotiate(&state.peer_settings, offer, Some(remote))
+        ViewerSession::negotiate(&state.peer_settings, offer, &wanted, Some(remote))
             .await
             .map_err(|e| match e {
                 SessionError::Setup(detail) => ApiError::internal(detail),

@@ -5,7 +5,7 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BusEvent {
     /// An element failed; the pipeline must be rebuilt.
     Error(String),
@@ -14,6 +14,8 @@ pub enum BusEvent {
     Warning(String),
     /// The whole pipeline reached PLAYING.
     Playing,
+    /// The sound's loudness over the last interval: RMS in dBFS, loudest channel.
+    AudioLevel(f64),
 }
 
 pub type BusEvents = mpsc::UnboundedReceiver<BusEvent>;
@@ -50,6 +52,17 @@ pub fn classify(message: &gst::Message) -> Option<BusEvent> {
         MessageView::Error(e) => Some(BusEvent::Error(describe(&e.error(), e.debug()))),
         MessageView::Warning(w) => Some(BusEvent::Warning(describe(&w.error(), w.debug()))),
         MessageView::Eos(_) => Some(BusEvent::EndOfStream),
+        MessageView::Element(e) => {
+            let structure = e.structure()?;
+            if structure.name() != "level" {
+                return None;
+            }
+            let rms = structure.get::<glib::ValueArray>("rms").ok()?;
+            rms.iter()
+                .filter_map(|v| v.get::<f64>().ok())
+                .reduce(f64::max)
+                .map(BusEvent::AudioLevel)
+        }
         MessageView::StateChanged(s)
             if s.current() == gst::State::Playing
                 && message.src().is_some_and(|src| src.parent().is_none()) =>

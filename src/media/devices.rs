@@ -71,3 +71,27 @@ fn usb_formats(caps: &gst::Caps) -> UsbFormats {
     }
     formats
 }
+
+/// The first microphone GStreamer can see, as a gst-launch source fragment.
+pub fn first_microphone() -> Option<String> {
+    let monitor = gst::DeviceMonitor::new();
+    monitor.add_filter(Some("Audio/Source"), None);
+    monitor.start().ok()?;
+    let found = monitor.devices().iter().find_map(|device| {
+        // PulseAudio and PipeWire list what the speakers play as a source too.
+        if device.display_name().contains("Monitor of") {
+            return None;
+        }
+        let element = device.create_element(None).ok()?;
+        let factory = element.factory()?.name();
+        let name = element
+            .find_property("device")
+            .and_then(|_| element.property::<Option<String>>("device"));
+        Some(match name {
+            Some(name) => format!("{factory} device=\"{name}\""),
+            None => factory.to_string(),
+        })
+    });
+    monitor.stop();
+    found
+}

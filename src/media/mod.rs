@@ -1,6 +1,7 @@
 //! Media in: the GStreamer pipeline that captures and encodes once, and the pure RTP logic
 //! that turns its packets into frames.
 
+pub mod audio;
 pub mod bus;
 pub mod devices;
 pub mod encoders;
@@ -32,6 +33,8 @@ pub enum PipelineError {
     },
     #[error("the pipeline has no `appsink name=video` for fieldcast to read from")]
     NoVideoSink,
+    #[error("bad audio setting: {0}")]
+    Audio(String),
     #[error("the pipeline did not start: {message}")]
     Start { message: String },
 }

@@ -20,6 +20,23 @@ use tokio::task::JoinHandle;
 /// Where the pipeline's RTP packets go. Called on GStreamer's streaming thread: must not block.
 pub type PacketSink = Arc<dyn Fn(Bytes) + Send + Sync>;
 
+/// One sink per appsink: `video` (required) and `audio` (when the pipeline has sound).
+#[derive(Clone)]
+pub struct MediaSinks {
+    pub video: PacketSink,
+    pub audio: PacketSink,
+}
+
+impl MediaSinks {
+    /// Video to `video`; any sound is discarded.
+    pub fn video_only(video: PacketSink) -> Self {
+        Self {
+            video,
+            audio: Arc::new(|_| {}),
+        }
+    }
+}
+
 /// How long a first start may take to show a first packet or an error before we stop waiting.
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(5);
 /// No packet for this long from a running pipeline means the source is stuck: rebuild.
@@ -47,20 +64,32 @@ pub struct PipelineStatus {
     pub fps: Option<f64>,
     pub restarts: u64,
     pub last_error: Option<String>,
+    pub audio: Option<AudioStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AudioStatus {
+    pub source: String,
+    pub codec: &'static str,
+    /// Loudness of the last 100 ms in dBFS (0 is full scale; below -60 is near silence).
+    pub level_dbfs: Option<f64>,
+    pub packets: u64,
 }
 
 #[derive(Clone)]
-pub struct VideoPipeline {
+pub struct MediaPipeline {
     inner: Arc<Inner>,
 }
 
 struct Inner {
     resolved: ResolvedPipeline,
-    sink: PacketSink,
+    sinks: MediaSinks,
     running: Mutex<Option<Running>>,
     health: Mutex<Health>,
     /// Milliseconds since `epoch` at the last packet.
     last_packet_ms: Arc<AtomicU64>,
+    audio_packets: Arc<AtomicU64>,
+    audio_level: Mutex<Option<f64>>,
     epoch: Instant,
     stop: Notify,
     supervisor: Mutex<Option<JoinHandle<()>>>,
@@ -86,12 +115,12 @@ impl Running {
     }
 }
 
-impl VideoPipeline {
+impl MediaPipeline {
     /// Builds and starts the pipeline. A pipeline that cannot start at all (bad string, missing
     /// camera) is an error here; later failures are retried in the background.
     pub async fn start(
         resolved: ResolvedPipeline,
-        sink: PacketSink,
+        sinks: MediaSinks,
     ) -> Result<Self, PipelineError> {
         gst::init().map_err(|e| PipelineError::Init(e.to_string()))?;
         tracing::info!(
@@ -103,7 +132,7 @@ impl VideoPipeline {
         tracing::debug!("pipeline: {}", resolved.description);
         let inner = Arc::new(Inner {
             resolved,
-            sink,
+            sinks,
             running: Mutex::new(None),
             health: Mutex::new(Health {
                 state: PipelineState::Starting,
@@ -111,6 +140,8 @@ impl VideoPipeline {
                 last_error: None,
             }),
             last_packet_ms: Arc::new(AtomicU64::new(0)),
+            audio_packets: Arc::new(AtomicU64::new(0)),
+            audio_level: Mutex::new(None),
             epoch: Instant::now(),
             stop: Notify::new(),
             supervisor: Mutex::new(None),
@@ -126,6 +157,11 @@ impl VideoPipeline {
         let supervisor = tokio::spawn(supervise(Arc::clone(&inner), events));
         *lock(&inner.supervisor) = Some(supervisor);
         Ok(Self { inner })
+    }
+
+    /// Whether the pipeline sends sound to the `audio` appsink.
+    pub fn has_audio(&self) -> bool {
+        self.inner.resolved.audio.is_some()
     }
 
     /// Asks the encoder for an IDR with SPS/PPS in front. Cheap; callers rate-limit.
@@ -157,6 +193,17 @@ impl VideoPipeline {
             fps,
             restarts: health.restarts,
             last_error: health.last_error.clone(),
+            audio: self
+                .inner
+                .resolved
+                .audio
+                .as_ref()
+                .map(|source| AudioStatus {
+                    source: source.clone(),
+                    codec: "opus",
+                    level_dbfs: *lock(&self.inner.audio_level),
+                    packets: self.inner.audio_packets.load(Ordering::Relaxed),
+                }),
         }
     }
 
@@ -211,7 +258,20 @@ impl Inner {
             .by_name("video")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or(PipelineError::NoVideoSink)?;
-        self.wire(&appsink);
+        let epoch = self.epoch;
+        let last_packet_ms = Arc::clone(&self.last_packet_ms);
+        wire(&appsink, Arc::clone(&self.sinks.video), move || {
+            last_packet_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        });
+        if let Some(audio) = pipeline
+            .by_name("audio")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        {
+            let packets = Arc::clone(&self.audio_packets);
+            wire(&audio, Arc::clone(&self.sinks.audio), move || {
+                packets.fetch_add(1, Ordering::Relaxed);
+            });
+        }
         let bus = pipeline.bus().expect("a pipeline always has a bus");
         let mut events = bus::watch(&bus);
         self.last_packet_ms.store(self.now_ms(), Ordering::Relaxed);
@@ -223,29 +283,6 @@ impl Inner {
             return Err(PipelineError::Start { message });
         }
         Ok((running, events))
-    }
-
-    fn wire(&self, appsink: &gst_app::AppSink) {
-        appsink.set_sync(false);
-        appsink.set_drop(true);
-        appsink.set_max_buffers(64);
-        let sink = Arc::clone(&self.sink);
-        let last_packet_ms = Arc::clone(&self.last_packet_ms);
-        let epoch = self.epoch;
-        appsink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |appsink| {
-                    let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    if let Some(buffer) = sample.buffer()
-                        && let Ok(map) = buffer.map_readable()
-                    {
-                        last_packet_ms.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-                        sink(Bytes::copy_from_slice(map.as_slice()));
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
     }
 
     /// Waits until the first packet arrives, an error is posted, or [`FIRST_FRAME_WAIT`] passes.
@@ -268,7 +305,7 @@ impl Inner {
                     return Err("the source ended before sending a frame".to_owned());
                 }
                 Ok(Some(BusEvent::Warning(w))) => tracing::warn!("pipeline: {w}"),
-                Ok(Some(BusEvent::Playing)) | Err(_) => {}
+                Ok(Some(BusEvent::Playing | BusEvent::AudioLevel(_))) | Err(_) => {}
                 Ok(None) => return Err("the pipeline's bus closed".to_owned()),
             }
             if tokio::time::Instant::now() >= deadline {
@@ -304,6 +341,10 @@ async fn supervise(inner: Arc<Inner>, mut events: BusEvents) {
                     None
                 }
                 Some(BusEvent::Playing) => None,
+                Some(BusEvent::AudioLevel(db)) => {
+                    *lock(&inner.audio_level) = Some((db * 10.0).round() / 10.0);
+                    None
+                }
                 None => Some("the pipeline's bus closed".to_owned()),
             },
             _ = check.tick() => {
@@ -345,6 +386,27 @@ async fn supervise(inner: Arc<Inner>, mut events: BusEvents) {
     }
 }
 
+/// Hands every buffer of `appsink` to `sink`, calling `seen` first; never blocks.
+fn wire(appsink: &gst_app::AppSink, sink: PacketSink, seen: impl Fn() + Send + Sync + 'static) {
+    appsink.set_sync(false);
+    appsink.set_drop(true);
+    appsink.set_max_buffers(64);
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |appsink| {
+                let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(buffer) = sample.buffer()
+                    && let Ok(map) = buffer.map_readable()
+                {
+                    seen();
+                    sink(Bytes::copy_from_slice(map.as_slice()));
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
 fn first_error(events: &mut BusEvents) -> Option<String> {
     while let Ok(event) = events.try_recv() {
         if let BusEvent::Error(message) = event {
@@ -356,15 +418,22 @@ fn first_error(events: &mut BusEvents) -> Option<String> {
 
 /// Width, height and frame rate of the H.264 going into the payloader.
 fn video_format(pipeline: &gst::Pipeline) -> (Option<i32>, Option<i32>, Option<f64>) {
-    let payloader = pipeline.iterate_recurse().into_iter().flatten().find(|e| {
+    let is_payloader = |e: &gst::Element| {
         e.factory().is_some_and(|f| {
             f.metadata(gst::ELEMENT_METADATA_KLASS)
                 .is_some_and(|k| k.contains("Payloader"))
         })
-    });
-    let caps = payloader
-        .and_then(|p| p.static_pad("sink"))
-        .and_then(|pad| pad.current_caps());
+    };
+    let caps = pipeline
+        .iterate_recurse()
+        .into_iter()
+        .flatten()
+        .filter(is_payloader)
+        .filter_map(|p| p.static_pad("sink")?.current_caps())
+        .find(|caps| {
+            caps.structure(0)
+                .is_some_and(|s| s.name().starts_with("video/"))
+        });
     let Some(structure) = caps.as_ref().and_then(|c| c.structure(0)) else {
         return (None, None, None);
     };

@@ -2,6 +2,7 @@
 //! pipeline description to run, choosing camera and encoder and saying why.
 
 use super::PipelineError;
+use super::audio::{AudioSettings, AudioSource};
 use super::devices::{self, Camera};
 use super::encoders::{self, DEFAULT_BITRATE_KBPS, Encoder};
 use gstreamer as gst;
@@ -43,6 +44,8 @@ pub struct ResolvedPipeline {
     pub description: String,
     /// Encoder element in use, when fieldcast chose or the preset names one.
     pub encoder: Option<String>,
+    /// The sound source, or `None` for video only.
+    pub audio: Option<String>,
     /// Why this pipeline and encoder, in a sentence for the log.
     pub reason: String,
 }
@@ -58,15 +61,16 @@ pub fn preset_names() -> Vec<&'static str> {
     PRESETS.iter().map(|(name, _)| *name).collect()
 }
 
-/// Resolves `spec` against this machine's cameras and encoders.
-pub fn resolve(spec: &str) -> Result<ResolvedPipeline, PipelineError> {
+/// Resolves `spec` against this machine's cameras, microphones and encoders.
+pub fn resolve(spec: &str, audio: &AudioSettings) -> Result<ResolvedPipeline, PipelineError> {
     gst::init().map_err(|e| PipelineError::Init(e.to_string()))?;
+    audio.validate().map_err(PipelineError::Audio)?;
     let spec = spec.trim();
     let (name, device, why) = if spec == "auto" {
         let (name, device, why) = choose_preset(&devices::detect(), has_v4l2_encoder());
         (name.to_owned(), device, why)
     } else if looks_like_pipeline(spec) {
-        return resolve_custom(spec);
+        return resolve_custom(spec, audio);
     } else if preset(spec).is_some() {
         let device = devices::detect().into_iter().find_map(|c| match c {
             Camera::Usb { device, .. } => Some(device),
@@ -85,23 +89,87 @@ pub fn resolve(spec: &str) -> Result<ResolvedPipeline, PipelineError> {
     };
     let template = preset(&name).expect("choose_preset returns known presets");
     let device = device.unwrap_or_else(|| DEFAULT_DEVICE.to_owned());
-    let (description, encoder, encoder_why) = expand(&strip_comments(template), &device)?;
+    let (chains, audio_source, audio_why) =
+        choose_audio(chains(template), &audio.source(), devices::first_microphone);
+    let text = chains.join(" ").replace("{audio}", &audio.tail());
+    let (description, encoder, encoder_why) = expand(&text, &device)?;
     Ok(ResolvedPipeline {
         preset: Some(name),
         description,
         encoder,
-        reason: format!("{why}; {encoder_why}"),
+        audio: audio_source,
+        reason: format!("{why}; {encoder_why}; {audio_why}"),
     })
 }
 
-fn resolve_custom(spec: &str) -> Result<ResolvedPipeline, PipelineError> {
-    let (description, encoder, encoder_why) = expand(spec, DEFAULT_DEVICE)?;
+fn resolve_custom(spec: &str, audio: &AudioSettings) -> Result<ResolvedPipeline, PipelineError> {
+    let text = spec.replace("{audio}", &audio.tail());
+    let (description, encoder, encoder_why) = expand(&text, DEFAULT_DEVICE)?;
+    let has_audio = contains_element(&description, "name=audio");
     Ok(ResolvedPipeline {
         preset: None,
         description,
         encoder,
+        audio: has_audio.then(|| "as the pipeline says".to_owned()),
         reason: format!("a custom pipeline was given; {encoder_why}"),
     })
+}
+
+/// A preset's chains: a line that does not start with `!` begins a new chain.
+pub fn chains(template: &str) -> Vec<String> {
+    let mut chains: Vec<String> = Vec::new();
+    for line in strip_comments_lines(template) {
+        match chains.last_mut() {
+            Some(chain) if line.starts_with('!') => {
+                chain.push(' ');
+                chain.push_str(line);
+            }
+            _ => chains.push(line.to_owned()),
+        }
+    }
+    chains
+}
+
+/// Applies `--audio` to a preset's chains: keeps, replaces or drops the one ending in
+/// `{audio}`. Returns the chains, the sound source in use, and why. Pure but for `microphone`.
+pub fn choose_audio(
+    mut chains: Vec<String>,
+    source: &AudioSource,
+    microphone: impl FnOnce() -> Option<String>,
+) -> (Vec<String>, Option<String>, String) {
+    let Some(index) = chains.iter().position(|c| c.contains("{audio}")) else {
+        return (chains, None, "this pipeline has no sound".to_owned());
+    };
+    let chain_source = |chain: &str| chain.split(" ! ").next().unwrap_or_default().to_owned();
+    match source {
+        AudioSource::Off => {
+            chains.remove(index);
+            (chains, None, "sound is off".to_owned())
+        }
+        AudioSource::Fragment(fragment) => {
+            chains[index] = format!("{fragment} ! {{audio}}");
+            (
+                chains,
+                Some(fragment.clone()),
+                format!("sound from {fragment}"),
+            )
+        }
+        AudioSource::Auto if chains[index].contains("{microphone}") => match microphone() {
+            Some(mic) => {
+                chains[index] = chains[index].replace("{microphone}", &mic);
+                (chains, Some(mic.clone()), format!("sound from {mic}"))
+            }
+            None => {
+                chains.remove(index);
+                (chains, None, "no microphone found, video only".to_owned())
+            }
+        },
+        AudioSource::Auto => {
+            let source = chain_source(&chains[index]);
+            let why = format!("sound from {source}");
+            (chains, Some(source), why)
+        }
+    }
 }
 
 /// Preset names are single words; anything with a `!` or a space is a pipeline.
@@ -159,12 +227,13 @@ pub fn choose_preset(
 
 /// Drops `#` comment lines so preset files can explain themselves.
 pub fn strip_comments(text: &str) -> String {
+    strip_comments_lines(text).collect::<Vec<_>>().join(" ")
+}
+
+fn strip_comments_lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
         .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
 }
 
 /// Fills `{rtp}`, `{device}`, `{encoder}` (best available) and `{encoder:NAME}` (that one).
@@ -284,6 +353,39 @@ mod tests {
             choose_preset(&[usb("/dev/video0", false, false, true)], false).0,
             "usb-h264"
         );
+    }
+
+    #[test]
+    fn chains_follow_leading_bangs() {
+        let text = "# video\na\n  ! b\n# sound\nc ! {audio}\n";
+        assert_eq!(chains(text), vec!["a ! b", "c ! {audio}"]);
+    }
+
+    fn audio(source: AudioSource, mic: Option<&str>) -> (Vec<String>, Option<String>, String) {
+        let preset = vec!["cam ! enc".to_owned(), "{microphone} ! {audio}".to_owned()];
+        choose_audio(preset, &source, || mic.map(str::to_owned))
+    }
+
+    #[test]
+    fn audio_auto_uses_the_microphone_or_goes_video_only() {
+        let (chains, source, _) = audio(AudioSource::Auto, Some("alsasrc device=hw:1"));
+        assert_eq!(chains[1], "alsasrc device=hw:1 ! {audio}");
+        assert_eq!(source.as_deref(), Some("alsasrc device=hw:1"));
+        let (chains, source, why) = audio(AudioSource::Auto, None);
+        assert_eq!((chains.len(), source), (1, None));
+        assert!(why.contains("video only"));
+    }
+
+    #[test]
+    fn audio_none_drops_and_a_device_replaces_the_source() {
+        let (chains, source, _) = audio(AudioSource::Off, Some("mic"));
+        assert_eq!((chains, source), (vec!["cam ! enc".to_owned()], None));
+        let fragment = AudioSource::Fragment("alsasrc device=hw:2".into());
+        let (chains, _, _) = audio(fragment, None);
+        assert_eq!(chains[1], "alsasrc device=hw:2 ! {audio}");
+        let test = vec!["audiotestsrc wave=ticks ! {audio}".to_owned()];
+        let (_, source, _) = choose_audio(test, &AudioSource::Auto, || panic!("no lookup"));
+        assert_eq!(source.as_deref(), Some("audiotestsrc wave=ticks"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! interceptors (NACK answers, sender reports), and viewer RTCP passed up to fieldcast.
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -20,6 +22,7 @@ pub const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 /// Our preferred payload type; the answer uses whatever the viewer's offer chose.
 const H264_PAYLOAD_TYPE: u8 = 102;
+const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// Where viewer RTCP is marked for the application: after every interceptor that acts on it.
 const RTCP_TO_APPLICATION_SLOT: usize = 14_000;
 
@@ -78,6 +81,16 @@ pub fn h264_codec() -> RTCRtpCodec {
     }
 }
 
+pub fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: Vec::new(),
+    }
+}
+
 /// Builds one viewer's PeerConnection.
 pub async fn build_peer(
     settings: &PeerSettings,
@@ -90,6 +103,13 @@ pub async fn build_peer(
             payload_type: H264_PAYLOAD_TYPE,
         },
         RtpCodecKind::Video,
+    )?;
+    media_engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: opus_codec(),
+            payload_type: OPUS_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Audio,
     )?;
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?.with(
         Slot::from(RTCP_TO_APPLICATION_SLOT),

@@ -1,7 +1,7 @@
 //! All viewer sessions, owned by one task. HTTP handlers talk to it through typed messages,
 //! so no lock is held across an await and there is one source of truth for who is watching.
 
-use crate::fanout::FanoutHub;
+use crate::fanout::Hubs;
 use crate::webrtc::session::{ViewerSession, ViewerStatus, ViewerStream};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,10 +48,10 @@ struct Entry {
 
 impl SessionRegistry {
     /// Starts the task that owns the sessions. It ends when every handle is dropped.
-    pub fn start(hub: Arc<FanoutHub>, connect_timeout: Duration) -> SessionRegistry {
+    pub fn start(hubs: Hubs, connect_timeout: Duration) -> SessionRegistry {
         let (tx, rx) = mpsc::unbounded_channel();
         let ended = tx.downgrade();
-        tokio::spawn(own_sessions(rx, ended, hub, connect_timeout));
+        tokio::spawn(own_sessions(rx, ended, hubs, connect_timeout));
         SessionRegistry { tx }
     }
 
@@ -111,7 +111,7 @@ async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
 async fn own_sessions(
     mut rx: mpsc::UnboundedReceiver<Command>,
     ended: mpsc::WeakUnboundedSender<Command>,
-    hub: Arc<FanoutHub>,
+    hubs: Hubs,
     connect_timeout: Duration,
 ) {
     let mut sessions: HashMap<String, Entry> = HashMap::new();
@@ -120,7 +120,7 @@ async fn own_sessions(
             Command::Insert { session, stream } => {
                 let id = session.id.clone();
                 let ended = ended.clone();
-                let run = Arc::clone(&session).run(stream, Arc::clone(&hub), connect_timeout);
+                let run = Arc::clone(&session).run(stream, hubs.clone(), connect_timeout);
                 let task_id = id.clone();
                 let task = tokio::spawn(async move {
                     run.await;

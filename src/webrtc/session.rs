@@ -1,9 +1,11 @@
 //! One viewer: its PeerConnection, its queue on the hub, and the task that turns shared
 //! frames into its own RTP stream and reads its RTCP.
 
-use crate::fanout::{FanoutHub, ViewerQueue};
+use crate::fanout::audio::{AudioPacket, AudioQueue};
+use crate::fanout::{FanoutHub, Hubs, ViewerQueue};
 use crate::media::rtp::RtpRewriter;
 use crate::webrtc::api::{PeerSettings, build_peer};
+use crate::webrtc::offer::OfferSummary;
 use crate::webrtc::sdpfrag::SdpFrag;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -52,6 +54,8 @@ pub struct ViewerStats {
     pub frames_sent: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub send_errors: AtomicU64,
+    pub audio_packets_sent: AtomicU64,
+    audio_dropped: Mutex<Option<Arc<AtomicU64>>>,
     frames_dropped: Mutex<Option<Arc<AtomicU64>>>,
     state: Mutex<&'static str>,
     first_frame_after: Mutex<Option<Duration>>,
@@ -74,6 +78,10 @@ pub struct ViewerStatus {
     pub keyframe_requests: u64,
     pub fraction_lost: Option<f64>,
     pub jitter_ms: Option<f64>,
+    pub video: bool,
+    pub audio: bool,
+    pub audio_packets_sent: u64,
+    pub audio_packets_dropped: u64,
 }
 
 /// A negotiated viewer, shared by the registry and the HTTP handlers.
@@ -86,12 +94,20 @@ pub struct ViewerSession {
     peer: Arc<dyn PeerConnection>,
     stats: ViewerStats,
     close: Notify,
+    has_video: bool,
+    has_audio: bool,
+}
+
+/// One track sent to the viewer, and the rewriter that makes the shared packets its own.
+struct Outbound {
+    track: Arc<TrackLocalStaticRTP>,
+    rewriter: RtpRewriter,
 }
 
 /// What the session's task needs besides the shared part.
 pub struct ViewerStream {
-    track: Arc<TrackLocalStaticRTP>,
-    rewriter: RtpRewriter,
+    video: Option<Outbound>,
+    audio: Option<Outbound>,
     events: watch::Receiver<PeerEvents>,
 }
 
@@ -127,14 +143,15 @@ impl ViewerSession {
     pub async fn negotiate(
         settings: &PeerSettings,
         offer: String,
+        wanted: &OfferSummary,
         remote: Option<SocketAddr>,
     ) -> Result<(Arc<ViewerSession>, ViewerStream, String), SessionError> {
         let (events_tx, mut events) = watch::channel(PeerEvents::default());
         let peer = build_peer(settings, Arc::new(EventForwarder(events_tx)))
             .await
             .map_err(|e| SessionError::Setup(e.to_string()))?;
-        let result = Self::answer(&peer, offer, &mut events).await;
-        let (track, rewriter, answer) = match result {
+        let result = Self::answer(&peer, offer, wanted, &mut events).await;
+        let (video, audio, answer) = match result {
             Ok(parts) => parts,
             Err(e) => {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, peer.close()).await;
@@ -150,11 +167,13 @@ impl ViewerSession {
             peer,
             stats: ViewerStats::default(),
             close: Notify::new(),
+            has_video: video.is_some(),
+            has_audio: audio.is_some(),
         });
         *session.stats.state.lock().unwrap() = "connecting";
         let stream = ViewerStream {
-            track,
-            rewriter,
+            video,
+            audio,
             events,
         };
         Ok((session, stream, answer))
@@ -163,28 +182,19 @@ impl ViewerSession {
     async fn answer(
         peer: &Arc<dyn PeerConnection>,
         offer: String,
+        wanted: &OfferSummary,
         events: &mut watch::Receiver<PeerEvents>,
-    ) -> Result<(Arc<TrackLocalStaticRTP>, RtpRewriter, String), SessionError> {
-        let ssrc = rand::random::<u32>();
+    ) -> Result<(Option<Outbound>, Option<Outbound>, String), SessionError> {
+        // One stream id for both tracks: browsers align sound and picture within a stream.
         let stream_id = format!("fieldcast-{}", random_token());
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            stream_id.clone(),
-            format!("{stream_id}-video"),
-            "video".to_owned(),
-            RtpCodecKind::Video,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: crate::webrtc::api::h264_codec(),
-                ..Default::default()
-            }],
-        )));
-        let sender = peer
-            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-            .await
-            .map_err(negotiation)?;
+        let mut video = None;
+        if wanted.video() {
+            video = Some(add_track(peer, &stream_id, RtpCodecKind::Video).await?);
+        }
+        let mut audio = None;
+        if wanted.audio {
+            audio = Some(add_track(peer, &stream_id, RtpCodecKind::Audio).await?);
+        }
         let offer = RTCSessionDescription::offer(offer).map_err(negotiation)?;
         peer.set_remote_description(offer)
             .await
@@ -193,15 +203,14 @@ impl ViewerSession {
         peer.set_local_description(answer)
             .await
             .map_err(negotiation)?;
-        let payload_type = sender
-            .get_parameters()
-            .await
-            .map_err(negotiation)?
-            .rtp_parameters
-            .codecs
-            .first()
-            .map(|codec| codec.payload_type)
-            .ok_or(SessionError::NoCodec)?;
+        let video = match video {
+            Some(pending) => Some(pending.negotiated().await?),
+            None => None,
+        };
+        let audio = match audio {
+            Some(pending) => Some(pending.negotiated().await?),
+            None => None,
+        };
         // Non-trickle answer: every host candidate is in it, which is what WHEP players expect.
         let _ = tokio::time::timeout(
             GATHER_TIMEOUT,
@@ -212,13 +221,7 @@ impl ViewerSession {
             .local_description()
             .await
             .ok_or_else(|| SessionError::Negotiation("no local description".to_owned()))?;
-        let rewriter = RtpRewriter::new(
-            ssrc,
-            payload_type,
-            rand::random::<u16>(),
-            rand::random::<u32>(),
-        );
-        Ok((track, rewriter, answer.sdp))
+        Ok((video, audio, answer.sdp))
     }
 
     /// Adds candidates the viewer found after its offer (trickle ICE).
@@ -283,6 +286,15 @@ impl ViewerSession {
             keyframe_requests: stats.keyframe_requests.load(Ordering::Relaxed),
             fraction_lost: report.map(|(lost, _)| lost as f64 / 256.0),
             jitter_ms: report.map(|(_, jitter)| jitter as f64 / 90.0),
+            video: self.has_video,
+            audio: self.has_audio,
+            audio_packets_sent: stats.audio_packets_sent.load(Ordering::Relaxed),
+            audio_packets_dropped: stats
+                .audio_dropped
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map_or(0, |d| d.load(Ordering::Relaxed)),
         }
     }
 
@@ -295,11 +307,13 @@ impl ViewerSession {
     pub async fn run(
         self: Arc<Self>,
         mut stream: ViewerStream,
-        hub: Arc<FanoutHub>,
+        hubs: Hubs,
         connect_timeout: Duration,
     ) {
         let connect_deadline = tokio::time::Instant::now() + connect_timeout;
-        let mut queue: Option<ViewerQueue> = None;
+        let mut connected = false;
+        let mut frames: Option<ViewerQueue> = None;
+        let mut sound: Option<AudioQueue> = None;
         let reason = loop {
             tokio::select! {
                 biased;
@@ -312,11 +326,15 @@ impl ViewerSession {
                     match state {
                         Some(RTCPeerConnectionState::Connected) => {
                             self.set_state("connected");
-                            if queue.is_none() {
+                            if !connected {
+                                connected = true;
                                 tracing::info!(viewer = %self.id, remote = ?self.remote, "viewer connected");
-                                let joined = hub.subscribe();
-                                *self.stats.frames_dropped.lock().unwrap() = Some(joined.dropped());
-                                queue = Some(joined);
+                                frames = stream.video.is_some().then(|| self.join_video(&hubs.video));
+                                sound = stream.audio.is_some().then(|| {
+                                    let queue = hubs.audio.subscribe();
+                                    *self.stats.audio_dropped.lock().unwrap() = Some(queue.dropped());
+                                    queue
+                                });
                             }
                         }
                         Some(RTCPeerConnectionState::Disconnected) => self.set_state("disconnected"),
@@ -325,32 +343,53 @@ impl ViewerSession {
                         _ => {}
                     }
                 }
-                _ = tokio::time::sleep_until(connect_deadline), if queue.is_none() => {
+                _ = tokio::time::sleep_until(connect_deadline), if !connected => {
                     break "never connected";
                 }
-                rtcp = stream.track.poll() => match rtcp {
-                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => self.on_rtcp(&packets, &hub),
+                rtcp = poll_rtcp(stream.video.as_ref()), if stream.video.is_some() => match rtcp {
+                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => self.on_rtcp(&packets, &hubs.video),
                     Some(_) => {}
                     None => break "track ended",
                 },
-                frame = async { queue.as_mut().unwrap().next_frame().await }, if queue.is_some() => {
+                // Sound needs no feedback acted on, but its events must not pile up.
+                rtcp = poll_rtcp(stream.audio.as_ref()), if stream.audio.is_some() => {
+                    if rtcp.is_none() {
+                        break "track ended";
+                    }
+                }
+                frame = async { frames.as_mut().unwrap().next_frame().await }, if frames.is_some() => {
                     let Some(frame) = frame else { break "left the hub" };
-                    self.send_frame(&mut stream, &frame).await;
+                    if let Some(out) = stream.video.as_mut() {
+                        self.send_frame(out, &frame).await;
+                    }
+                }
+                packet = async { sound.as_mut().unwrap().next_packet().await }, if sound.is_some() => {
+                    let Some(packet) = packet else { break "left the hub" };
+                    if let Some(out) = stream.audio.as_mut() {
+                        self.send_audio(out, &packet).await;
+                    }
                 }
             }
         };
         self.set_state("closed");
-        drop(queue);
+        drop(frames);
+        drop(sound);
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.peer.close()).await;
         tracing::info!(viewer = %self.id, remote = ?self.remote, reason, "viewer left");
     }
 
-    async fn send_frame(&self, stream: &mut ViewerStream, frame: &crate::fanout::Frame) {
+    fn join_video(&self, hub: &Arc<FanoutHub>) -> ViewerQueue {
+        let queue = hub.subscribe();
+        *self.stats.frames_dropped.lock().unwrap() = Some(queue.dropped());
+        queue
+    }
+
+    async fn send_frame(&self, out: &mut Outbound, frame: &crate::fanout::Frame) {
         let stats = &self.stats;
         for packet in &frame.packets {
-            let packet = stream.rewriter.rewrite(packet);
+            let packet = out.rewriter.rewrite(packet);
             let size = packet.payload.len() as u64;
-            match stream.track.write_rtp(packet).await {
+            match out.track.write_rtp(packet).await {
                 Ok(()) => {
                     stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     stats.bytes_sent.fetch_add(size, Ordering::Relaxed);
@@ -363,6 +402,23 @@ impl ViewerSession {
         }
         if stats.frames_sent.fetch_add(1, Ordering::Relaxed) == 0 {
             *stats.first_frame_after.lock().unwrap() = Some(self.joined.elapsed());
+        }
+    }
+
+    async fn send_audio(&self, out: &mut Outbound, packet: &AudioPacket) {
+        let packet = out.rewriter.rewrite(packet);
+        let size = packet.payload.len() as u64;
+        match out.track.write_rtp(packet).await {
+            Ok(()) => {
+                self.stats
+                    .audio_packets_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                self.stats.bytes_sent.fetch_add(size, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(viewer = %self.id, "RTP not sent: {e}");
+            }
         }
     }
 
@@ -383,4 +439,78 @@ impl ViewerSession {
 
 fn negotiation(e: webrtc::error::Error) -> SessionError {
     SessionError::Negotiation(e.to_string())
+}
+
+async fn poll_rtcp(out: Option<&Outbound>) -> Option<TrackLocalEvent> {
+    match out {
+        Some(out) => out.track.poll().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A track added to the PeerConnection, before negotiation settles its payload type.
+struct PendingTrack {
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+    ssrc: u32,
+}
+
+async fn add_track(
+    peer: &Arc<dyn PeerConnection>,
+    stream_id: &str,
+    kind: RtpCodecKind,
+) -> Result<PendingTrack, SessionError> {
+    let ssrc = rand::random::<u32>();
+    let (label, codec) = match kind {
+        RtpCodecKind::Audio => ("audio", crate::webrtc::api::opus_codec()),
+        _ => ("video", crate::webrtc::api::h264_codec()),
+    };
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream_id.to_owned(),
+        format!("{stream_id}-{label}"),
+        label.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )));
+    let sender = peer
+        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await
+        .map_err(negotiation)?;
+    Ok(PendingTrack {
+        track,
+        sender,
+        ssrc,
+    })
+}
+
+impl PendingTrack {
+    /// The outbound track with the payload type the viewer's offer chose.
+    async fn negotiated(self) -> Result<Outbound, SessionError> {
+        let payload_type = self
+            .sender
+            .get_parameters()
+            .await
+            .map_err(negotiation)?
+            .rtp_parameters
+            .codecs
+            .first()
+            .map(|codec| codec.payload_type)
+            .ok_or(SessionError::NoCodec)?;
+        Ok(Outbound {
+            track: self.track,
+            rewriter: RtpRewriter::new(
+                self.ssrc,
+                payload_type,
+                rand::random::<u16>(),
+                rand::random::<u32>(),
+            ),
+        })
+    }
 }

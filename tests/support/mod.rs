@@ -62,8 +62,20 @@ impl ReceivedFrame {
     }
 }
 
+/// Payload types the test viewer offers; the daemon must use them.
+pub const VIEWER_H264_PT: u8 = 109;
+pub const VIEWER_OPUS_PT: u8 = 111;
+
+/// What a test viewer asks to receive.
+#[derive(Debug, Clone, Copy)]
+pub struct Wants {
+    pub video: bool,
+    pub audio: bool,
+}
+
 struct Recorder {
     frames: mpsc::UnboundedSender<ReceivedFrame>,
+    sound: mpsc::UnboundedSender<(rtc::rtp::Packet, Instant)>,
     gathered: watch::Sender<bool>,
 }
 
@@ -77,6 +89,7 @@ impl PeerConnectionEventHandler for Recorder {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let frames = self.frames.clone();
+        let sound = self.sound.clone();
         tokio::spawn(async move {
             let mut current: Option<ReceivedFrame> = None;
             let mut timestamp = None;
@@ -84,6 +97,12 @@ impl PeerConnectionEventHandler for Recorder {
                 let TrackRemoteEvent::OnRtpPacket(packet) = event else {
                     continue;
                 };
+                if packet.header.payload_type == VIEWER_OPUS_PT {
+                    if sound.send((packet, Instant::now())).is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 if timestamp != Some(packet.header.timestamp) {
                     current = None;
                     timestamp = Some(packet.header.timestamp);
@@ -127,56 +146,110 @@ pub struct WhepViewer {
     pub etag: Option<String>,
     pub posted_at: Instant,
     pub frames: mpsc::UnboundedReceiver<ReceivedFrame>,
+    /// Opus packets with their arrival time.
+    pub sound: mpsc::UnboundedReceiver<(rtc::rtp::Packet, Instant)>,
 }
 
-pub async fn new_viewer_peer(
-    frames: mpsc::UnboundedSender<ReceivedFrame>,
-    gathered: watch::Sender<bool>,
-) -> Arc<dyn PeerConnection> {
+async fn new_viewer_peer(recorder: Recorder, wants: Wants) -> Arc<dyn PeerConnection> {
     let mut media_engine = MediaEngine::default();
     media_engine
         .register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: fieldcast::webrtc::api::h264_codec(),
-                payload_type: 109,
+                payload_type: VIEWER_H264_PT,
             },
             RtpCodecKind::Video,
+        )
+        .unwrap();
+    media_engine
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: fieldcast::webrtc::api::opus_codec(),
+                payload_type: VIEWER_OPUS_PT,
+            },
+            RtpCodecKind::Audio,
         )
         .unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
     let peer = PeerConnectionBuilder::new()
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Recorder { frames, gathered }))
+        .with_handler(Arc::new(recorder))
         .with_udp_addrs(vec!["127.0.0.1:0"])
         .build()
         .await
         .expect("viewer peer builds");
     let peer: Arc<dyn PeerConnection> = Arc::new(peer);
-    peer.add_transceiver_from_kind(
-        RtpCodecKind::Video,
-        Some(RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Recvonly,
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap();
+    let kinds = [
+        (wants.video, RtpCodecKind::Video),
+        (wants.audio, RtpCodecKind::Audio),
+    ];
+    for (_, kind) in kinds.into_iter().filter(|(wanted, _)| *wanted) {
+        peer.add_transceiver_from_kind(
+            kind,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    }
     peer
 }
 
+/// Creates the offer and waits for every ICE candidate to be in it.
+async fn complete_offer(
+    peer: &Arc<dyn PeerConnection>,
+    gathered: &mut watch::Receiver<bool>,
+) -> String {
+    let offer = peer.create_offer(None).await.unwrap();
+    peer.set_local_description(offer).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), gathered.wait_for(|done| *done))
+        .await
+        .expect("viewer gathered its ICE candidates within 5 s")
+        .unwrap();
+    peer.local_description().await.unwrap().sdp
+}
+
+/// A real offer for `wants`, from a peer that is closed at once: for testing refusals.
+pub async fn offer_for(wants: Wants) -> String {
+    let (gathered_tx, mut gathered) = watch::channel(false);
+    let recorder = Recorder {
+        frames: mpsc::unbounded_channel().0,
+        sound: mpsc::unbounded_channel().0,
+        gathered: gathered_tx,
+    };
+    let peer = new_viewer_peer(recorder, wants).await;
+    let offer = complete_offer(&peer, &mut gathered).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), peer.close()).await;
+    offer
+}
+
 impl WhepViewer {
+    /// A video-only viewer.
     pub async fn connect(base: &str) -> WhepViewer {
+        Self::connect_with(
+            base,
+            Wants {
+                video: true,
+                audio: false,
+            },
+        )
+        .await
+    }
+
+    pub async fn connect_with(base: &str, wants: Wants) -> WhepViewer {
         let (frames_tx, frames) = mpsc::unbounded_channel();
+        let (sound_tx, sound) = mpsc::unbounded_channel();
         let (gathered_tx, mut gathered) = watch::channel(false);
-        let peer = new_viewer_peer(frames_tx, gathered_tx).await;
-        let offer = peer.create_offer(None).await.unwrap();
-        peer.set_local_description(offer).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), gathered.wait_for(|done| *done))
-            .await
-            .expect("viewer gathered its ICE candidates within 5 s")
-            .unwrap();
-        let offer = peer.local_description().await.unwrap().sdp;
+        let recorder = Recorder {
+            frames: frames_tx,
+            sound: sound_tx,
+            gathered: gathered_tx,
+        };
+        let peer = new_viewer_peer(recorder, wants).await;
+        let offer = complete_offer(&peer, &mut gathered).await;
 
         let posted_at = Instant::now();
         let response = reqwest::Client::new()
@@ -207,6 +280,7 @@ impl WhepViewer {
             etag,
             posted_at,
             frames,
+            sound,
         }
     }
 
