@@ -5,10 +5,6 @@ mod support;
 
 use fieldcast::daemon;
 use fieldcast::media::PipelineError;
-use gstreamer as gst;
-use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
-use rtc::shared::marshal::Marshal;
 use std::time::{Duration, Instant};
 use support::{VIEWER_OPUS_PT, Wants, WhepViewer, base_url, start_daemon_with, status_json};
 
@@ -22,58 +18,20 @@ const SOUND_ONLY: Wants = Wants {
 };
 
 /// Collects `duration` of Opus packets, or says what did not arrive.
-async fn collect_sound(viewer: &mut WhepViewer, duration: Duration) -> Vec<rtc::rtp::Packet> {
+async fn collect_sound(
+    viewer: &mut WhepViewer,
+    duration: Duration,
+) -> Vec<(rtc::rtp::Packet, Instant)> {
     let mut packets = Vec::new();
     let deadline = Instant::now() + duration;
     while Instant::now() < deadline {
-        let (packet, _) = tokio::time::timeout(Duration::from_secs(5), viewer.sound.recv())
+        let packet = tokio::time::timeout(Duration::from_secs(5), viewer.sound.recv())
             .await
             .expect("an Opus packet within 5 s")
             .expect("the sound channel stays open");
         packets.push(packet);
     }
     packets
-}
-
-/// Decodes Opus RTP with GStreamer's own depayloader and decoder; returns mono f32 samples.
-fn decode_opus(packets: &[rtc::rtp::Packet]) -> Vec<f32> {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time caps=application/x-rtp,media=audio,encoding-name=OPUS,\
-         clock-rate=48000,payload={VIEWER_OPUS_PT} ! rtpopusdepay ! opusdec \
-         ! audioconvert ! audio/x-raw,format=F32LE,channels=1 ! appsink name=pcm sync=false"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("pcm")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    for packet in packets {
-        let bytes = packet.marshal().unwrap();
-        src.push_buffer(gst::Buffer::from_slice(bytes.to_vec()))
-            .unwrap();
-    }
-    src.end_of_stream().unwrap();
-    let mut samples = Vec::new();
-    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(5)) {
-        let buffer = sample.buffer().unwrap();
-        let map = buffer.map_readable().unwrap();
-        samples.extend(
-            map.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    samples
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,16 +49,19 @@ async fn viewer_hears_the_test_tone_beside_the_picture() {
     assert!(
         packets
             .iter()
-            .all(|p| p.header.payload_type == VIEWER_OPUS_PT)
+            .all(|(p, _)| p.header.payload_type == VIEWER_OPUS_PT)
     );
     for pair in packets.windows(2) {
         assert_eq!(
-            pair[1].header.sequence_number,
-            pair[0].header.sequence_number.wrapping_add(1),
+            pair[1].0.header.sequence_number,
+            pair[0].0.header.sequence_number.wrapping_add(1),
             "audio sequence numbers continue"
         );
     }
-    let samples = decode_opus(&packets);
+    let samples: Vec<f32> = support::decode::opus(&packets, VIEWER_OPUS_PT, Instant::now())
+        .into_iter()
+        .flat_map(|(_, samples)| samples)
+        .collect();
     assert!(
         samples.len() > 48_000 * 2,
         "2.5 s of packets decode to at least 2 s of sound, got {} samples",

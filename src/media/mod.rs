@@ -8,6 +8,7 @@ pub mod encoders;
 pub mod pipeline;
 pub mod presets;
 pub mod rtp;
+pub mod sync_marks;
 
 /// Why a pipeline could not be chosen, built or started.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 use super::PipelineError;
 use super::bus::{self, BusEvent, BusEvents};
 use super::presets::ResolvedPipeline;
+use super::sync_marks;
 use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -272,6 +273,9 @@ impl Inner {
                 packets.fetch_add(1, Ordering::Relaxed);
             });
         }
+        if sync_marks::attach(&pipeline) {
+            tracing::debug!("flash and beep sync marks on");
+        }
         let bus = pipeline.bus().expect("a pipeline always has a bus");
         let mut events = bus::watch(&bus);
         self.last_packet_ms.store(self.now_ms(), Ordering::Relaxed);
@@ -342,7 +346,8 @@ async fn supervise(inner: Arc<Inner>, mut events: BusEvents) {
                 }
                 Some(BusEvent::Playing) => None,
                 Some(BusEvent::AudioLevel(db)) => {
-                    *lock(&inner.audio_level) = Some((db * 10.0).round() / 10.0);
+                    // Digital silence reads as -700 dB; nothing below -100 means anything.
+                    *lock(&inner.audio_level) = Some(((db * 10.0).round() / 10.0).max(-100.0));
                     None
                 }
                 None => Some("the pipeline's bus closed".to_owned()),

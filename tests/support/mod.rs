@@ -2,6 +2,8 @@
 //! the webrtc crate that records what it receives.
 #![allow(dead_code)]
 
+pub mod decode;
+
 use fieldcast::config::Config;
 use fieldcast::daemon::{self, RunningDaemon};
 use fieldcast::media::rtp::{NAL_IDR, NAL_PPS, NAL_SPS, NalTypes};
@@ -75,6 +77,7 @@ pub struct Wants {
 
 struct Recorder {
     frames: mpsc::UnboundedSender<ReceivedFrame>,
+    raw_video: mpsc::UnboundedSender<(rtc::rtp::Packet, Instant)>,
     sound: mpsc::UnboundedSender<(rtc::rtp::Packet, Instant)>,
     gathered: watch::Sender<bool>,
 }
@@ -90,6 +93,7 @@ impl PeerConnectionEventHandler for Recorder {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let frames = self.frames.clone();
         let sound = self.sound.clone();
+        let raw_video = self.raw_video.clone();
         tokio::spawn(async move {
             let mut current: Option<ReceivedFrame> = None;
             let mut timestamp = None;
@@ -103,6 +107,7 @@ impl PeerConnectionEventHandler for Recorder {
                     }
                     continue;
                 }
+                let _ = raw_video.send((packet.clone(), Instant::now()));
                 if timestamp != Some(packet.header.timestamp) {
                     current = None;
                     timestamp = Some(packet.header.timestamp);
@@ -148,6 +153,8 @@ pub struct WhepViewer {
     pub frames: mpsc::UnboundedReceiver<ReceivedFrame>,
     /// Opus packets with their arrival time.
     pub sound: mpsc::UnboundedReceiver<(rtc::rtp::Packet, Instant)>,
+    /// Every video packet with its arrival time, for decoding.
+    pub raw_video: mpsc::UnboundedReceiver<(rtc::rtp::Packet, Instant)>,
 }
 
 async fn new_viewer_peer(recorder: Recorder, wants: Wants) -> Arc<dyn PeerConnection> {
@@ -217,6 +224,7 @@ pub async fn offer_for(wants: Wants) -> String {
     let (gathered_tx, mut gathered) = watch::channel(false);
     let recorder = Recorder {
         frames: mpsc::unbounded_channel().0,
+        raw_video: mpsc::unbounded_channel().0,
         sound: mpsc::unbounded_channel().0,
         gathered: gathered_tx,
     };
@@ -242,9 +250,11 @@ impl WhepViewer {
     pub async fn connect_with(base: &str, wants: Wants) -> WhepViewer {
         let (frames_tx, frames) = mpsc::unbounded_channel();
         let (sound_tx, sound) = mpsc::unbounded_channel();
+        let (raw_video_tx, raw_video) = mpsc::unbounded_channel();
         let (gathered_tx, mut gathered) = watch::channel(false);
         let recorder = Recorder {
             frames: frames_tx,
+            raw_video: raw_video_tx,
             sound: sound_tx,
             gathered: gathered_tx,
         };
@@ -281,6 +291,7 @@ impl WhepViewer {
             posted_at,
             frames,
             sound,
+            raw_video,
         }
     }
 
