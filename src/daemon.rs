@@ -38,6 +38,7 @@ pub struct RunningDaemon {
     registry: SessionRegistry,
     stop_http: oneshot::Sender<()>,
     http: JoinHandle<()>,
+    notifier: JoinHandle<()>,
 }
 
 /// Turns the appsink's RTP packets into frames on the hub. Runs on the streaming thread.
@@ -69,7 +70,7 @@ fn audio_sink(hub: Arc<AudioHub>) -> PacketSink {
 }
 
 pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
-    let resolved = presets::resolve(&config.pipeline, &config.audio)?;
+    let resolved = presets::resolve(&config.media)?;
     let (hub, keyframe_events) = FanoutHub::new(config.viewer_queue_frames);
     let audio_hub = AudioHub::new();
     let sinks = MediaSinks {
@@ -92,6 +93,7 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
     ));
 
     let registry = SessionRegistry::start(hubs.clone(), config.connect_timeout);
+    let hubs_for_systemd = Arc::clone(&hubs.video);
     let state = AppState {
         registry: registry.clone(),
         hubs,
@@ -126,18 +128,25 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         }
     });
     tracing::info!(%local_addr, "serving viewers");
+    let notifier = tokio::spawn(crate::systemd::supervise(
+        Arc::clone(&hubs_for_systemd),
+        pipeline.clone(),
+    ));
     Ok(RunningDaemon {
         local_addr,
         pipeline,
         registry,
         stop_http,
         http,
+        notifier,
     })
 }
 
 impl RunningDaemon {
     /// Says goodbye to viewers, stops HTTP and the pipeline; bounded by a few seconds.
     pub async fn shutdown(self) {
+        self.notifier.abort();
+        crate::systemd::stopping();
         self.registry.close_all(VIEWER_CLOSE_DEADLINE).await;
         let _ = self.stop_http.send(());
         // Open keep-alive connections must not hold the shutdown hostage.

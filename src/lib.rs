@@ -4,9 +4,11 @@
 //! [`fanout`] (per-viewer queues) → [`webrtc`] (one PeerConnection per viewer) → [`http`]
 //! (WHEP signalling, viewer page, status). [`daemon`] wires them together.
 
+pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod fanout;
 pub mod http;
 pub mod media;
+pub mod systemd;
 pub mod webrtc;

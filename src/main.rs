@@ -1,80 +1,102 @@
 use clap::{Args, Parser, Subcommand};
-use fieldcast::config::{Config, DEFAULT_LISTEN, DEFAULT_PIPELINE, DEFAULT_TITLE};
+use fieldcast::config::load::{self, Overrides};
+use fieldcast::config::{Config, DEFAULT_CONFIG_PATH};
+use fieldcast::webrtc::api::IceServer;
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+const EXAMPLES: &str = "\
+Examples:
+  fieldcast                                   stream the camera (or the test pattern)
+  fieldcast run --title \"U12 final\" --audio none
+  fieldcast run --pipeline usb-mjpeg --video-bitrate 1500
+  fieldcast run --pipeline 'videotestsrc is-live=true ! {encoder} ! h264parse ! rtph264pay ! appsink name=video'
+  fieldcast check                             is everything ready? (exit status 1 if not)
+  fieldcast devices                           cameras, microphones and encoders here
+
+Settings come from /etc/fieldcast/fieldcast.toml (or --config), then FIELDCAST_* variables,
+then flags; see fieldcast.example.toml for every key.";
+
 /// Live camera to many browsers, from one small board.
 #[derive(Parser)]
-#[command(
-    version,
-    about,
-    after_help = "Examples:\n  fieldcast\n  fieldcast run --pipeline test --listen 0.0.0.0:8080\n  fieldcast run --pipeline 'videotestsrc is-live=true ! x264enc tune=zerolatency ! rtph264pay ! appsink name=video'"
-)]
+#[command(version, about, after_help = EXAMPLES)]
 struct Cli {
+    /// Configuration file [default: /etc/fieldcast/fieldcast.toml when it exists]
+    #[arg(long, env = "FIELDCAST_CONFIG", global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    run: RunArgs,
+    flags: Flags,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Stream the camera to viewers (the default).
-    Run(RunArgs),
+    /// Stream to viewers (the default).
+    Run(Flags),
+    /// Check the configuration, the pipeline, the camera and the ports, without streaming.
+    Check(Flags),
+    /// List cameras, microphones and H.264 encoders.
+    Devices,
 }
 
-#[derive(Args, Clone)]
-struct RunArgs {
-    /// HTTP address for the viewer page and WHEP.
-    #[arg(long, default_value = DEFAULT_LISTEN)]
-    listen: SocketAddr,
+#[derive(Args, Clone, Default)]
+struct Flags {
+    /// HTTP address for the viewer page and WHEP [default: 0.0.0.0:8080]
+    #[arg(long, env = "FIELDCAST_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Stream title shown to viewers [default: Live]
+    #[arg(long, env = "FIELDCAST_TITLE")]
+    title: Option<String>,
     /// `auto`, a preset (test, rpi-csi, rpi5-csi, usb-mjpeg, usb-raw, usb-h264) or a
-    /// gst-launch pipeline ending in `appsink name=video`.
-    #[arg(long, default_value = DEFAULT_PIPELINE)]
-    pipeline: String,
-    /// Sound: `auto` (a microphone if found; the test tone with `--pipeline test`), `none`,
-    /// an ALSA device such as `hw:1`, or a gst-launch source.
-    #[arg(long, default_value = "auto")]
-    audio: String,
-    /// Opus bitrate in kbit/s (6..=510).
-    #[arg(long, default_value_t = fieldcast::media::audio::DEFAULT_AUDIO_BITRATE_KBPS)]
-    audio_bitrate: u32,
-    /// Stream title shown to viewers.
-    #[arg(long, default_value = DEFAULT_TITLE)]
-    title: String,
-    /// Local address for WebRTC media sockets (repeatable); 0.0.0.0:0 is every interface
-    /// but loopback.
-    #[arg(long = "rtc-addr")]
+    /// gst-launch pipeline ending in `appsink name=video` [default: auto]
+    #[arg(long, env = "FIELDCAST_PIPELINE")]
+    pipeline: Option<String>,
+    /// H.264 bitrate in kbit/s, 100..=20000 [default: 2000]
+    #[arg(long, env = "FIELDCAST_VIDEO_BITRATE")]
+    video_bitrate: Option<u32>,
+    /// Sound: `auto`, `none`, an ALSA device such as `hw:1`, or a gst-launch source
+    /// [default: auto]
+    #[arg(long, env = "FIELDCAST_AUDIO")]
+    audio: Option<String>,
+    /// Opus bitrate in kbit/s, 6..=510 [default: 48]
+    #[arg(long, env = "FIELDCAST_AUDIO_BITRATE")]
+    audio_bitrate: Option<u32>,
+    /// Local address for WebRTC media sockets (repeatable; comma-separated in the
+    /// variable); 0.0.0.0:0 is every interface but loopback [default: 0.0.0.0:0]
+    #[arg(long = "rtc-addr", env = "FIELDCAST_RTC_ADDRS", value_delimiter = ',')]
     rtc_addrs: Vec<String>,
-    /// STUN or TURN server (repeatable): stun:HOST:PORT or turn:USER:PASS@HOST:PORT.
-    #[arg(long = "ice-server", value_parser = Config::parse_ice_server)]
-    ice_servers: Vec<fieldcast::webrtc::api::IceServer>,
+    /// STUN or TURN server (repeatable; space-separated in the variable):
+    /// stun:HOST:PORT or turn:USER:PASS@HOST:PORT
+    #[arg(long = "ice-server", env = "FIELDCAST_ICE_SERVERS", value_delimiter = ' ',
+          value_parser = Config::parse_ice_server)]
+    ice_servers: Vec<IceServer>,
 }
 
-impl RunArgs {
-    fn config(self) -> Config {
-        let mut config = Config {
+impl Flags {
+    fn overrides(self) -> Overrides {
+        Overrides {
             listen: self.listen,
-            pipeline: self.pipeline,
             title: self.title,
-            audio: fieldcast::media::audio::AudioSettings {
-                source: self.audio,
-                bitrate_kbps: self.audio_bitrate,
-                ..Default::default()
-            },
-            ..Config::default()
-        };
-        if !self.rtc_addrs.is_empty() {
-            config.peer.udp_addrs = self.rtc_addrs;
+            pipeline: self.pipeline,
+            video_bitrate_kbps: self.video_bitrate,
+            audio: self.audio,
+            audio_bitrate_kbps: self.audio_bitrate,
+            udp_addrs: some_vec(self.rtc_addrs),
+            ice_servers: some_vec(self.ice_servers),
         }
-        config.peer.ice_servers = self.ice_servers;
-        config
     }
 }
 
+/// An empty list means the flag was not given.
+fn some_vec<T>(values: Vec<T>) -> Option<Vec<T>> {
+    (!values.is_empty()).then_some(values)
+}
+
 fn init_logging() {
-    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FIELDCAST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,webrtc=warn,rtc=warn"));
     tracing_subscriber::fmt()
@@ -108,29 +130,58 @@ fn viewer_urls(listen: SocketAddr) -> Vec<String> {
     urls
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+/// The first link as a QR code people can scan off the screen; only on a terminal.
+fn print_qr(url: &str) {
+    if !std::io::stdout().is_terminal() {
+        return;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    if let Ok(code) = qrcode::QrCode::new(url.as_bytes()) {
+        let art = code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build();
+        println!("{art}\n  {url}\n");
+    }
 }
 
-async fn run(args: RunArgs) -> ExitCode {
-    let config = args.config();
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let ctrl_c = tokio::signal::ctrl_c();
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+fn load_config(file: Option<PathBuf>, flags: Flags) -> Result<(Config, Option<PathBuf>), String> {
+    let path = load::config_path(file.as_deref());
+    let config = load::load(path.as_deref(), flags.overrides()).map_err(|e| match &path {
+        Some(_) => format!("bad configuration:\n{e}"),
+        None => format!("bad configuration (no file; defaults and flags):\n{e}"),
+    })?;
+    Ok((config, path))
+}
+
+async fn run(file: Option<PathBuf>, flags: Flags) -> ExitCode {
+    let (config, path) = match load_config(file, flags) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match &path {
+        Some(path) => tracing::info!("configuration from {}", path.display()),
+        None => tracing::info!("no {DEFAULT_CONFIG_PATH}; using defaults and flags"),
+    }
     let daemon = match fieldcast::daemon::start(config).await {
         Ok(daemon) => daemon,
         Err(e) => {
@@ -138,8 +189,12 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for url in viewer_urls(daemon.local_addr) {
+    let urls = viewer_urls(daemon.local_addr);
+    for url in &urls {
         tracing::info!("watch at {url}");
+    }
+    if let Some(first) = urls.first() {
+        print_qr(first);
     }
     shutdown_signal().await;
     tracing::info!("stopping");
@@ -152,13 +207,46 @@ async fn run(args: RunArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn check(file: Option<PathBuf>, flags: Flags) -> ExitCode {
+    let (config, path) = match load_config(file, flags) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            println!("FAIL config    {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let findings = fieldcast::check::run(&config, path.as_deref());
+    for finding in &findings {
+        println!("{finding}");
+    }
+    if findings.iter().all(|f| f.ok) {
+        println!(
+            "fieldcast is ready: viewers will open http://HOST:{}/",
+            config.listen.port()
+        );
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let args = match cli.command {
-        Some(Command::Run(args)) => args,
-        None => cli.run,
-    };
-    run(args).await
+    match cli.command {
+        Some(Command::Run(flags)) => run(cli.config, flags).await,
+        None => run(cli.config, cli.flags).await,
+        Some(Command::Check(flags)) => check(cli.config, flags),
+        Some(Command::Devices) => match fieldcast::media::inventory::report() {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }

@@ -111,7 +111,7 @@ async fn sound_only_viewer_gets_sound_and_no_picture() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_none_streams_video_only() {
-    let daemon = start_daemon_with(|config| config.audio.source = "none".into()).await;
+    let daemon = start_daemon_with(|config| config.media.audio.source = "none".into()).await;
     let base = base_url(&daemon);
     let status = status_json(&base).await;
     assert!(status["pipeline"]["audio"].is_null(), "{status}");
@@ -150,10 +150,10 @@ async fn audio_none_streams_video_only() {
 async fn missing_microphone_is_a_clear_error_not_a_silent_half_start() {
     let mut config = fieldcast::config::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        pipeline: "test".to_owned(),
         ..Default::default()
     };
-    config.audio.source = "hw:fieldcast-no-such-card".into();
+    config.media.pipeline = "test".to_owned();
+    config.media.audio.source = "hw:fieldcast-no-such-card".into();
     match daemon::start(config).await {
         Err(daemon::DaemonError::Pipeline(
             e @ (PipelineError::Start { .. } | PipelineError::Parse { .. }),

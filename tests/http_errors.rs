@@ -46,7 +46,7 @@ fn post_offer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_problem_json_and_leave_nothing_behind() {
     // Without sound, an offer for sound only cannot be answered.
-    let daemon = start_daemon_with(|config| config.audio.source = "none".into()).await;
+    let daemon = start_daemon_with(|config| config.media.audio.source = "none".into()).await;
     let base = base_url(&daemon);
     let client = Client::new();
 

@@ -3,19 +3,22 @@
 //! errors, and a pipeline that stops is rebuilt.
 
 use bytes::Bytes;
-use fieldcast::media::PipelineError;
 use fieldcast::media::audio::AudioSettings;
 use fieldcast::media::encoders::{DEFAULT_BITRATE_KBPS, Encoder};
 use fieldcast::media::pipeline::{MediaPipeline, MediaSinks, PipelineState};
 use fieldcast::media::presets::{self, RTP_TAIL, ResolvedPipeline, strip_comments};
 use fieldcast::media::rtp::{AccessUnit, AccessUnitAssembler, NAL_PPS, NAL_SPS, parse};
+use fieldcast::media::{MediaSettings, PipelineError};
 use gstreamer as gst;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 fn resolve(spec: &str) -> Result<ResolvedPipeline, PipelineError> {
-    presets::resolve(spec, &AudioSettings::default())
+    presets::resolve(&MediaSettings {
+        pipeline: spec.to_owned(),
+        ..MediaSettings::default()
+    })
 }
 
 /// Starts `resolved` and returns its frames as they are assembled.

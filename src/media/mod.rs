@@ -5,10 +5,32 @@ pub mod audio;
 pub mod bus;
 pub mod devices;
 pub mod encoders;
+pub mod inventory;
 pub mod pipeline;
 pub mod presets;
 pub mod rtp;
 pub mod sync_marks;
+
+/// What the pipeline is asked to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSettings {
+    /// `auto`, a preset name from `pipelines/`, or a whole gst-launch pipeline.
+    pub pipeline: String,
+    pub video_bitrate_kbps: u32,
+    pub audio: audio::AudioSettings,
+}
+
+pub const DEFAULT_PIPELINE: &str = "auto";
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            pipeline: DEFAULT_PIPELINE.to_owned(),
+            video_bitrate_kbps: encoders::DEFAULT_BITRATE_KBPS,
+            audio: audio::AudioSettings::default(),
+        }
+    }
+}
 
 /// Why a pipeline could not be chosen, built or started.
 #[derive(Debug, thiserror::Error)]

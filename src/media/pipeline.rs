@@ -391,6 +391,40 @@ async fn supervise(inner: Arc<Inner>, mut events: BusEvents) {
     }
 }
 
+/// Builds the pipeline and takes it to PAUSED, then tears it down: proves the elements exist,
+/// the caps link and the devices open, without streaming. For `fieldcast check`.
+pub fn dry_run(resolved: &ResolvedPipeline) -> Result<(), PipelineError> {
+    gst::init().map_err(|e| PipelineError::Init(e.to_string()))?;
+    let description = &resolved.description;
+    let pipeline = gst::parse::launch(description).map_err(|e| PipelineError::Parse {
+        description: description.clone(),
+        message: e.to_string(),
+    })?;
+    let bin = pipeline
+        .downcast_ref::<gst::Bin>()
+        .ok_or(PipelineError::NoVideoSink)?;
+    if bin.by_name("video").is_none() {
+        return Err(PipelineError::NoVideoSink);
+    }
+    let bus = pipeline.bus().expect("a pipeline always has a bus");
+    let changed = pipeline.set_state(gst::State::Paused);
+    let settled = pipeline.state(gst::ClockTime::from_seconds(5)).0;
+    let error = bus.iter_filtered(&[gst::MessageType::Error]).next();
+    let _ = pipeline.set_state(gst::State::Null);
+    match (error, changed, settled) {
+        (Some(message), _, _) => Err(PipelineError::Start {
+            message: match bus::classify(&message) {
+                Some(BusEvent::Error(text)) => text,
+                _ => "the pipeline failed".to_owned(),
+            },
+        }),
+        (None, Err(_), _) | (None, _, Err(_)) => Err(PipelineError::Start {
+            message: "the pipeline refused to pause".to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Hands every buffer of `appsink` to `sink`, calling `seen` first; never blocks.
 fn wire(appsink: &gst_app::AppSink, sink: PacketSink, seen: impl Fn() + Send + Sync + 'static) {
     appsink.set_sync(false);

@@ -1,10 +1,10 @@
 //! Turns `--pipeline` (`auto`, a preset name, or a whole gst-launch string) into the
 //! pipeline description to run, choosing camera and encoder and saying why.
 
-use super::PipelineError;
 use super::audio::{AudioSettings, AudioSource};
 use super::devices::{self, Camera};
 use super::encoders::{self, DEFAULT_BITRATE_KBPS, Encoder};
+use super::{MediaSettings, PipelineError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
@@ -62,15 +62,17 @@ pub fn preset_names() -> Vec<&'static str> {
 }
 
 /// Resolves `spec` against this machine's cameras, microphones and encoders.
-pub fn resolve(spec: &str, audio: &AudioSettings) -> Result<ResolvedPipeline, PipelineError> {
+pub fn resolve(settings: &MediaSettings) -> Result<ResolvedPipeline, PipelineError> {
     gst::init().map_err(|e| PipelineError::Init(e.to_string()))?;
+    let audio = &settings.audio;
     audio.validate().map_err(PipelineError::Audio)?;
-    let spec = spec.trim();
+    let kbps = settings.video_bitrate_kbps;
+    let spec = settings.pipeline.trim();
     let (name, device, why) = if spec == "auto" {
         let (name, device, why) = choose_preset(&devices::detect(), has_v4l2_encoder());
         (name.to_owned(), device, why)
     } else if looks_like_pipeline(spec) {
-        return resolve_custom(spec, audio);
+        return resolve_custom(spec, kbps, audio);
     } else if preset(spec).is_some() {
         let device = devices::detect().into_iter().find_map(|c| match c {
             Camera::Usb { device, .. } => Some(device),
@@ -92,7 +94,7 @@ pub fn resolve(spec: &str, audio: &AudioSettings) -> Result<ResolvedPipeline, Pi
     let (chains, audio_source, audio_why) =
         choose_audio(chains(template), &audio.source(), devices::first_microphone);
     let text = chains.join(" ").replace("{audio}", &audio.tail());
-    let (description, encoder, encoder_why) = expand(&text, &device)?;
+    let (description, encoder, encoder_why) = expand(&text, &device, kbps)?;
     Ok(ResolvedPipeline {
         preset: Some(name),
         description,
@@ -102,9 +104,13 @@ pub fn resolve(spec: &str, audio: &AudioSettings) -> Result<ResolvedPipeline, Pi
     })
 }
 
-fn resolve_custom(spec: &str, audio: &AudioSettings) -> Result<ResolvedPipeline, PipelineError> {
+fn resolve_custom(
+    spec: &str,
+    kbps: u32,
+    audio: &AudioSettings,
+) -> Result<ResolvedPipeline, PipelineError> {
     let text = spec.replace("{audio}", &audio.tail());
-    let (description, encoder, encoder_why) = expand(&text, DEFAULT_DEVICE)?;
+    let (description, encoder, encoder_why) = expand(&text, DEFAULT_DEVICE, kbps)?;
     let has_audio = contains_element(&description, "name=audio");
     Ok(ResolvedPipeline {
         preset: None,
@@ -237,7 +243,11 @@ fn strip_comments_lines(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Fills `{rtp}`, `{device}`, `{encoder}` (best available) and `{encoder:NAME}` (that one).
-fn expand(template: &str, device: &str) -> Result<(String, Option<String>, String), PipelineError> {
+fn expand(
+    template: &str,
+    device: &str,
+    kbps: u32,
+) -> Result<(String, Option<String>, String), PipelineError> {
     let mut text = template
         .replace("{rtp}", RTP_TAIL)
         .replace("{device}", device);
@@ -250,13 +260,13 @@ fn expand(template: &str, device: &str) -> Result<(String, Option<String>, Strin
         if !usable(encoder) {
             return Err(PipelineError::EncoderMissing { element: name });
         }
-        text.replace_range(start..=end, &encoder.fragment(DEFAULT_BITRATE_KBPS));
+        text.replace_range(start..=end, &encoder.fragment(kbps));
         why = format!("the preset needs {name}");
         chosen = Some(name);
     }
     if text.contains("{encoder}") {
         let encoder = encoders::pick(usable).ok_or(PipelineError::NoEncoder)?;
-        text = text.replace("{encoder}", &encoder.fragment(DEFAULT_BITRATE_KBPS));
+        text = text.replace("{encoder}", &encoder.fragment(kbps));
         let skipped: Vec<_> = encoders::ENCODERS
             .iter()
             .take_while(|e| e.element != encoder.element)
@@ -295,7 +305,7 @@ fn has_v4l2_encoder() -> bool {
 }
 
 /// An encoder is usable when its elements exist and open (hardware ones open a device).
-fn usable(encoder: &Encoder) -> bool {
+pub fn usable(encoder: &Encoder) -> bool {
     if gst::ElementFactory::find(encoder.element).is_none() {
         return false;
     }

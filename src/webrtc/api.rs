@@ -28,6 +28,7 @@ const RTCP_TO_APPLICATION_SLOT: usize = 14_000;
 
 /// A STUN or TURN server, used by fieldcast's own connections and advertised to viewers.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(default)]
@@ -37,7 +38,7 @@ pub struct IceServer {
 }
 
 /// Everything needed to build a viewer's PeerConnection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PeerSettings {
     pub ice_servers: Vec<IceServer>,
     /// Local addresses to gather host candidates on; `0.0.0.0:0` means every interface

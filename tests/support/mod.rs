@@ -28,9 +28,9 @@ pub async fn start_daemon() -> RunningDaemon {
 pub async fn start_daemon_with(adjust: impl FnOnce(&mut Config)) -> RunningDaemon {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        pipeline: "test".to_owned(),
         ..Config::default()
     };
+    config.media.pipeline = "test".to_owned();
     config.peer.udp_addrs = vec!["127.0.0.1:0".to_owned()];
     adjust(&mut config);
     daemon::start(config)

@@ -1,23 +1,27 @@
-//! Daemon settings with their defaults in one place.
+//! Daemon settings: defaults in one place, then the file (`/etc/fieldcast/fieldcast.toml`),
+//! then `FIELDCAST_*` variables and flags, each overriding the one before.
 
-use crate::media::audio::AudioSettings;
+pub mod file;
+pub mod load;
+pub mod validate;
+
+use crate::media::MediaSettings;
 use crate::webrtc::api::{IceServer, PeerSettings};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
-pub const DEFAULT_PIPELINE: &str = "auto";
 pub const DEFAULT_TITLE: &str = "Live";
+/// Read when it exists and no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/fieldcast/fieldcast.toml";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// HTTP address for the viewer page and WHEP.
     pub listen: SocketAddr,
-    /// `auto`, a preset name from `pipelines/`, or a full gst-launch pipeline.
-    pub pipeline: String,
     /// Shown on the viewer page and in the browser tab.
     pub title: String,
-    pub audio: AudioSettings,
+    pub media: MediaSettings,
     pub peer: PeerSettings,
     /// A viewer that has not connected by then is forgotten.
     pub connect_timeout: Duration,
@@ -31,9 +35,8 @@ impl Default for Config {
             listen: DEFAULT_LISTEN
                 .parse()
                 .expect("default listen address parses"),
-            pipeline: DEFAULT_PIPELINE.to_owned(),
             title: DEFAULT_TITLE.to_owned(),
-            audio: AudioSettings::default(),
+            media: MediaSettings::default(),
             peer: PeerSettings::default(),
             connect_timeout: crate::webrtc::session::DEFAULT_CONNECT_TIMEOUT,
             viewer_queue_frames: crate::fanout::DEFAULT_VIEWER_QUEUE_FRAMES,

@@ -1,0 +1,189 @@
+//! The TOML file. Every key is optional; a key that is present replaces the default. Unknown
+//! keys are errors, so a typo is not silently ignored.
+
+use super::Config;
+use crate::webrtc::api::IceServer;
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    video: VideoSection,
+    #[serde(default)]
+    audio: AudioSection,
+    #[serde(default)]
+    webrtc: WebrtcSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    listen: Option<String>,
+    title: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VideoSection {
+    pipeline: Option<String>,
+    bitrate_kbps: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AudioSection {
+    source: Option<String>,
+    bitrate_kbps: Option<u32>,
+    channels: Option<u8>,
+    fec: Option<bool>,
+    dtx: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebrtcSection {
+    udp_addrs: Option<Vec<String>>,
+    ice_servers: Option<Vec<IceServer>>,
+    connect_timeout_s: Option<u64>,
+    ice_disconnected_timeout_s: Option<u64>,
+    ice_failed_timeout_s: Option<u64>,
+    viewer_queue_frames: Option<usize>,
+}
+
+/// Values that must be checked as text before they can be stored (addresses).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unparsed {
+    pub listen: Option<String>,
+}
+
+impl FileConfig {
+    pub fn parse(text: &str, path: &str) -> Result<Self, FileError> {
+        toml::from_str(text).map_err(|e| FileError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Writes every key the file sets over `config`. The listen address comes back as text,
+    /// for validation to report with its key.
+    pub fn apply(self, config: &mut Config) -> Unparsed {
+        let s = |secs: u64| Duration::from_secs(secs);
+        let media = &mut config.media;
+        set(&mut config.title, self.server.title);
+        set(&mut media.pipeline, self.video.pipeline);
+        set(&mut media.video_bitrate_kbps, self.video.bitrate_kbps);
+        set(&mut media.audio.source, self.audio.source);
+        set(&mut media.audio.bitrate_kbps, self.audio.bitrate_kbps);
+        set(&mut media.audio.channels, self.audio.channels);
+        set(&mut media.audio.fec, self.audio.fec);
+        set(&mut media.audio.dtx, self.audio.dtx);
+        let peer = &mut config.peer;
+        set(&mut peer.udp_addrs, self.webrtc.udp_addrs);
+        set(&mut peer.ice_servers, self.webrtc.ice_servers);
+        set(
+            &mut peer.ice_disconnected_timeout,
+            self.webrtc.ice_disconnected_timeout_s.map(s),
+        );
+        set(
+            &mut peer.ice_failed_timeout,
+            self.webrtc.ice_failed_timeout_s.map(s),
+        );
+        set(
+            &mut config.connect_timeout,
+            self.webrtc.connect_timeout_s.map(s),
+        );
+        set(
+            &mut config.viewer_queue_frames,
+            self.webrtc.viewer_queue_frames,
+        );
+        Unparsed {
+            listen: self.server.listen,
+        }
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_states_the_defaults() {
+        let text = include_str!("../../fieldcast.example.toml");
+        let mut config = Config::default();
+        let unparsed = FileConfig::parse(text, "fieldcast.example.toml")
+            .unwrap()
+            .apply(&mut config);
+        assert_eq!(
+            unparsed.listen.as_deref(),
+            Some(super::super::DEFAULT_LISTEN)
+        );
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn an_empty_file_changes_nothing() {
+        let mut config = Config::default();
+        FileConfig::parse("", "x").unwrap().apply(&mut config);
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn keys_replace_defaults() {
+        let text = "[video]\nbitrate_kbps = 1500\n[audio]\nsource = \"none\"\n\
+                    [[webrtc.ice_servers]]\nurls = [\"stun:127.0.0.1:3478\"]\n";
+        let mut config = Config::default();
+        FileConfig::parse(text, "x").unwrap().apply(&mut config);
+        assert_eq!(config.media.video_bitrate_kbps, 1500);
+        assert_eq!(config.media.audio.source, "none");
+        assert_eq!(config.peer.ice_servers[0].urls, vec!["stun:127.0.0.1:3478"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_them() {
+        let err = FileConfig::parse("[video]\nbitrate = 1500\n", "f.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("f.toml") && text.contains("bitrate"),
+            "{text}"
+        );
+        let err = FileConfig::parse("[vidoe]\n", "f.toml").unwrap_err();
+        assert!(err.to_string().contains("vidoe"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        let err = FileConfig::parse("[video]\nbitrate_kbps = \"fast\"\n", "f.toml").unwrap_err();
+        assert!(err.to_string().contains("bitrate_kbps"), "{err}");
+    }
+}

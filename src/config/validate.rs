@@ -1,0 +1,198 @@
+//! Checks a merged configuration, naming the key, the value and what is allowed.
+
+use super::Config;
+use super::file::Unparsed;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} = {value}: {allowed}")]
+pub struct InvalidValue {
+    pub key: &'static str,
+    pub value: String,
+    pub allowed: String,
+}
+
+fn invalid(
+    key: &'static str,
+    value: impl std::fmt::Display,
+    allowed: impl Into<String>,
+) -> InvalidValue {
+    InvalidValue {
+        key,
+        value: value.to_string(),
+        allowed: allowed.into(),
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: &'static str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<(), InvalidValue> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        let allowed = format!("must be {}..={}", range.start(), range.end());
+        Err(invalid(key, value, allowed))
+    }
+}
+
+/// Stores the text values from the file, then checks every value. All problems are returned.
+pub fn finish(config: &mut Config, unparsed: Unparsed) -> Result<(), Vec<InvalidValue>> {
+    let mut problems = Vec::new();
+    if let Some(listen) = unparsed.listen {
+        match listen.parse::<SocketAddr>() {
+            Ok(addr) => config.listen = addr,
+            Err(_) => problems.push(invalid(
+                "server.listen",
+                format!("{listen:?}"),
+                "must be an address and port, such as 0.0.0.0:8080",
+            )),
+        }
+    }
+    problems.extend(check(config));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+pub fn check(config: &Config) -> Vec<InvalidValue> {
+    let media = &config.media;
+    let audio = &media.audio;
+    let peer = &config.peer;
+    let secs = |d: std::time::Duration| d.as_secs();
+    let mut results = vec![
+        in_range("video.bitrate_kbps", media.video_bitrate_kbps, 100..=20_000),
+        in_range("audio.bitrate_kbps", audio.bitrate_kbps, 6..=510),
+        in_range("audio.channels", audio.channels, 1..=2),
+        in_range(
+            "webrtc.connect_timeout_s",
+            secs(config.connect_timeout),
+            1..=300,
+        ),
+        in_range(
+            "webrtc.ice_disconnected_timeout_s",
+            secs(peer.ice_disconnected_timeout),
+            1..=300,
+        ),
+        in_range(
+            "webrtc.ice_failed_timeout_s",
+            secs(peer.ice_failed_timeout),
+            1..=600,
+        ),
+        in_range(
+            "webrtc.viewer_queue_frames",
+            config.viewer_queue_frames,
+            1..=600,
+        ),
+    ];
+    if peer.ice_failed_timeout <= peer.ice_disconnected_timeout {
+        results.push(Err(invalid(
+            "webrtc.ice_failed_timeout_s",
+            secs(peer.ice_failed_timeout),
+            "must be longer than webrtc.ice_disconnected_timeout_s",
+        )));
+    }
+    if config.title.trim().is_empty() || config.title.chars().count() > 200 {
+        results.push(Err(invalid(
+            "server.title",
+            format!("{:?}", config.title),
+            "must be 1 to 200 characters",
+        )));
+    }
+    if media.pipeline.trim().is_empty() {
+        results.push(Err(invalid(
+            "video.pipeline",
+            "\"\"",
+            "must be auto, a preset or a pipeline",
+        )));
+    }
+    if peer.udp_addrs.is_empty() {
+        results.push(Err(invalid(
+            "webrtc.udp_addrs",
+            "[]",
+            "must list at least one address",
+        )));
+    }
+    for addr in &peer.udp_addrs {
+        if addr.parse::<SocketAddr>().is_err() {
+            results.push(Err(invalid(
+                "webrtc.udp_addrs",
+                format!("{addr:?}"),
+                "each must be an address and port, such as 0.0.0.0:0",
+            )));
+        }
+    }
+    for server in &peer.ice_servers {
+        for url in &server.urls {
+            let scheme = url.split(':').next().unwrap_or_default();
+            if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") {
+                results.push(Err(invalid(
+                    "webrtc.ice_servers.urls",
+                    format!("{url:?}"),
+                    "must start with stun:, stuns:, turn: or turns:",
+                )));
+            } else if scheme.starts_with("turn")
+                && (server.username.is_none() || server.credential.is_none())
+            {
+                results.push(Err(invalid(
+                    "webrtc.ice_servers.urls",
+                    format!("{url:?}"),
+                    "a TURN server needs username and credential",
+                )));
+            }
+        }
+    }
+    results.into_iter().filter_map(Result::err).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::file::FileConfig;
+
+    fn problems(toml: &str) -> Vec<String> {
+        let mut config = Config::default();
+        let unparsed = FileConfig::parse(toml, "t").unwrap().apply(&mut config);
+        match finish(&mut config, unparsed) {
+            Ok(()) => Vec::new(),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(check(&Config::default()).is_empty());
+    }
+
+    #[test]
+    fn each_problem_names_its_key_value_and_range() {
+        assert_eq!(
+            problems("[video]\nbitrate_kbps = 90000\n"),
+            vec!["video.bitrate_kbps = 90000: must be 100..=20000"]
+        );
+        assert_eq!(
+            problems("[audio]\nchannels = 6\n"),
+            vec!["audio.channels = 6: must be 1..=2"]
+        );
+        let listen = problems("[server]\nlisten = \"port 80\"\n");
+        assert!(
+            listen[0].starts_with("server.listen = \"port 80\""),
+            "{listen:?}"
+        );
+        let turn = problems("[[webrtc.ice_servers]]\nurls = [\"turn:127.0.0.1\"]\n");
+        assert!(
+            turn[0].contains("needs username and credential"),
+            "{turn:?}"
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let found = problems("[video]\nbitrate_kbps = 1\n[webrtc]\nviewer_queue_frames = 0\n");
+        assert_eq!(found.len(), 2, "{found:?}");
+    }
+}
