@@ -10,5 +10,6 @@ pub mod daemon;
 pub mod fanout;
 pub mod http;
 pub mod media;
+pub mod metrics;
 pub mod systemd;
 pub mod webrtc;

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/status", get(status::status))
         .route("/healthz", get(status::healthz))
+        .route("/metrics", get(crate::metrics::metrics))
         .layer(DefaultBodyLimit::max(whep::MAX_BODY_BYTES))
         .layer(cors)
         .layer(axum::middleware::from_fn_with_state(

@@ -5,3 +5,4 @@ pub mod offer;
 pub mod registry;
 pub mod sdpfrag;
 pub mod session;
+pub mod totals;

@@ -3,6 +3,7 @@
 
 use crate::fanout::Hubs;
 use crate::webrtc::session::{ViewerSession, ViewerStatus, ViewerStream};
+use crate::webrtc::totals::Totals;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,7 @@ enum Command {
 #[derive(Clone)]
 pub struct SessionRegistry {
     tx: mpsc::UnboundedSender<Command>,
+    totals: Arc<Totals>,
 }
 
 struct Entry {
@@ -51,8 +53,20 @@ impl SessionRegistry {
     pub fn start(hubs: Hubs, connect_timeout: Duration) -> SessionRegistry {
         let (tx, rx) = mpsc::unbounded_channel();
         let ended = tx.downgrade();
-        tokio::spawn(own_sessions(rx, ended, hubs, connect_timeout));
-        SessionRegistry { tx }
+        let totals = Arc::new(Totals::default());
+        tokio::spawn(own_sessions(
+            rx,
+            ended,
+            hubs,
+            connect_timeout,
+            Arc::clone(&totals),
+        ));
+        SessionRegistry { tx, totals }
+    }
+
+    /// Counters over every session so far.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
     }
 
     /// Takes a negotiated session and starts streaming to it.
@@ -113,6 +127,7 @@ async fn own_sessions(
     ended: mpsc::WeakUnboundedSender<Command>,
     hubs: Hubs,
     connect_timeout: Duration,
+    totals: Arc<Totals>,
 ) {
     let mut sessions: HashMap<String, Entry> = HashMap::new();
     while let Some(command) = rx.recv().await {
@@ -120,10 +135,18 @@ async fn own_sessions(
             Command::Insert { session, stream } => {
                 let id = session.id.clone();
                 let ended = ended.clone();
-                let run = Arc::clone(&session).run(stream, hubs.clone(), connect_timeout);
+                let run = Arc::clone(&session).run(
+                    stream,
+                    hubs.clone(),
+                    connect_timeout,
+                    Arc::clone(&totals),
+                );
                 let task_id = id.clone();
+                Totals::add(&totals.joins, 1);
+                let leaves = Arc::clone(&totals);
                 let task = tokio::spawn(async move {
                     run.await;
+                    Totals::add(&leaves.leaves, 1);
                     if let Some(tx) = ended.upgrade() {
                         let _ = tx.send(Command::Ended { id: task_id });
                     }

@@ -7,6 +7,7 @@ use crate::media::rtp::RtpRewriter;
 use crate::webrtc::api::{PeerSettings, build_peer};
 use crate::webrtc::offer::OfferSummary;
 use crate::webrtc::sdpfrag::SdpFrag;
+use crate::webrtc::totals::Totals;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -309,6 +310,7 @@ impl ViewerSession {
         mut stream: ViewerStream,
         hubs: Hubs,
         connect_timeout: Duration,
+        totals: Arc<Totals>,
     ) {
         let connect_deadline = tokio::time::Instant::now() + connect_timeout;
         let mut connected = false;
@@ -360,13 +362,13 @@ impl ViewerSession {
                 frame = async { frames.as_mut().unwrap().next_frame().await }, if frames.is_some() => {
                     let Some(frame) = frame else { break "left the hub" };
                     if let Some(out) = stream.video.as_mut() {
-                        self.send_frame(out, &frame).await;
+                        self.send_frame(out, &frame, &totals).await;
                     }
                 }
                 packet = async { sound.as_mut().unwrap().next_packet().await }, if sound.is_some() => {
                     let Some(packet) = packet else { break "left the hub" };
                     if let Some(out) = stream.audio.as_mut() {
-                        self.send_audio(out, &packet).await;
+                        self.send_audio(out, &packet, &totals).await;
                     }
                 }
             }
@@ -384,7 +386,7 @@ impl ViewerSession {
         queue
     }
 
-    async fn send_frame(&self, out: &mut Outbound, frame: &crate::fanout::Frame) {
+    async fn send_frame(&self, out: &mut Outbound, frame: &crate::fanout::Frame, totals: &Totals) {
         let stats = &self.stats;
         for packet in &frame.packets {
             let packet = out.rewriter.rewrite(packet);
@@ -393,6 +395,8 @@ impl ViewerSession {
                 Ok(()) => {
                     stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     stats.bytes_sent.fetch_add(size, Ordering::Relaxed);
+                    Totals::add(&totals.video_packets, 1);
+                    Totals::add(&totals.bytes, size);
                 }
                 Err(e) => {
                     stats.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -405,7 +409,7 @@ impl ViewerSession {
         }
     }
 
-    async fn send_audio(&self, out: &mut Outbound, packet: &AudioPacket) {
+    async fn send_audio(&self, out: &mut Outbound, packet: &AudioPacket, totals: &Totals) {
         let packet = out.rewriter.rewrite(packet);
         let size = packet.payload.len() as u64;
         match out.track.write_rtp(packet).await {
@@ -414,6 +418,8 @@ impl ViewerSession {
                     .audio_packets_sent
                     .fetch_add(1, Ordering::Relaxed);
                 self.stats.bytes_sent.fetch_add(size, Ordering::Relaxed);
+                Totals::add(&totals.audio_packets, 1);
+                Totals::add(&totals.bytes, size);
             }
             Err(e) => {
                 self.stats.send_errors.fetch_add(1, Ordering::Relaxed);

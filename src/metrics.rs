@@ -1,0 +1,200 @@
+//! `GET /metrics`: counters and gauges in the Prometheus/OpenMetrics text format, read fresh
+//! from the hubs, the sessions, the pipeline and /proc at each scrape.
+
+use crate::http::AppState;
+use crate::webrtc::totals::Totals;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every architecture we run on.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system CPU seconds, and resident bytes, of this process.
+pub fn process_usage() -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start at state (field 3).
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(((utime + stime) / TICKS_PER_SECOND, rss_kib * 1024))
+}
+
+pub async fn render(state: &AppState) -> String {
+    let viewers = state.registry.list().await.len();
+    let video = state.hubs.video.stats(Instant::now());
+    let audio = state.hubs.audio.stats();
+    let pipeline = state.pipeline.status();
+    let totals = state.registry.totals();
+
+    let mut registry = Registry::with_prefix("fieldcast");
+    let counter = |r: &mut Registry, name: &str, help: &str, value: u64| {
+        r.register(name, help, ConstCounter::new(value));
+    };
+    let gauge = |r: &mut Registry, name: &str, help: &str, value: f64| {
+        r.register(name, help, ConstGauge::new(value));
+    };
+    gauge(
+        &mut registry,
+        "viewers",
+        "Viewer sessions open now",
+        viewers as f64,
+    );
+    counter(
+        &mut registry,
+        "viewer_joins",
+        "Viewer sessions created",
+        Totals::get(&totals.joins),
+    );
+    counter(
+        &mut registry,
+        "viewer_leaves",
+        "Viewer sessions ended",
+        Totals::get(&totals.leaves),
+    );
+    counter(
+        &mut registry,
+        "sent_bytes",
+        "RTP payload bytes sent to viewers",
+        Totals::get(&totals.bytes),
+    );
+    let sent = Family::<Vec<(String, String)>, Counter>::default();
+    for (kind, packets) in [
+        ("video", &totals.video_packets),
+        ("audio", &totals.audio_packets),
+    ] {
+        sent.get_or_create(&vec![("kind".to_owned(), kind.to_owned())])
+            .inc_by(Totals::get(packets));
+    }
+    registry.register("sent_packets", "RTP packets sent to viewers", sent);
+    {
+        let slow = registry.sub_registry_with_label(("reason".into(), "slow_viewer".into()));
+        counter(
+            slow,
+            "dropped_frames",
+            "Video frames not delivered to a viewer",
+            video.dropped_frames,
+        );
+        counter(
+            slow,
+            "dropped_audio_packets",
+            "Opus packets not delivered to a viewer",
+            audio.dropped_packets,
+        );
+    }
+    counter(
+        &mut registry,
+        "encoded_frames",
+        "Frames the encoder produced",
+        video.frames_in,
+    );
+    counter(
+        &mut registry,
+        "keyframes",
+        "Keyframes the encoder produced",
+        video.keyframes_in,
+    );
+    counter(
+        &mut registry,
+        "keyframe_requests",
+        "Keyframe requests sent to the encoder",
+        state.keyframe_requests_sent.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut registry,
+        "pipeline_restarts",
+        "Times the pipeline was rebuilt",
+        pipeline.restarts,
+    );
+    gauge(
+        &mut registry,
+        "encoder_fps",
+        "Frames per second out of the encoder",
+        video.rates.fps,
+    );
+    gauge(
+        &mut registry,
+        "encoder_bitrate_bps",
+        "Bits per second out of the encoder",
+        video.rates.bitrate_kbps * 1000.0,
+    );
+    let frame_age = video
+        .last_frame_at
+        .map_or(f64::INFINITY, |at| at.elapsed().as_secs_f64());
+    gauge(
+        &mut registry,
+        "last_frame_age_seconds",
+        "Seconds since the last frame",
+        frame_age,
+    );
+    if let Some(level) = pipeline.audio.as_ref().and_then(|a| a.level_dbfs) {
+        gauge(
+            &mut registry,
+            "audio_level_dbfs",
+            "Sound level of the last 100 ms",
+            level,
+        );
+    }
+    // The conventional process_* names, without the fieldcast_ prefix.
+    let mut process = Registry::with_prefix("process");
+    if let Some((cpu, rss)) = process_usage() {
+        process.register(
+            "cpu_seconds",
+            "User and system CPU time",
+            ConstCounter::new(cpu),
+        );
+        gauge(
+            &mut process,
+            "resident_memory_bytes",
+            "Resident memory",
+            rss as f64,
+        );
+    }
+    let mut text = String::new();
+    let encoded = encode_registry(&mut text, &registry)
+        .and_then(|()| encode_registry(&mut text, &process))
+        .and_then(|()| encode_eof(&mut text));
+    if encoded.is_err() {
+        text.clear();
+    }
+    text
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = render(&state).await.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_cpu_time_and_memory() {
+        let (cpu, rss) = process_usage().expect("/proc is readable");
+        assert!(cpu >= 0.0);
+        assert!(rss > 1024 * 1024, "at least a MiB resident: {rss}");
+    }
+}
