@@ -31,6 +31,7 @@ pub const PRESETS: &[(&str, &str)] = &[
         "usb-h264",
         include_str!("../../pipelines/usb-h264.pipeline"),
     ),
+    ("rtp-in", include_str!("../../pipelines/rtp-in.pipeline")),
 ];
 
 /// V4L2 device used when a USB preset is named but no camera was seen.
