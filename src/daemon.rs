@@ -5,6 +5,8 @@ use crate::config::Config;
 use crate::fanout::audio::AudioHub;
 use crate::fanout::keyframe::KeyframeGate;
 use crate::fanout::{FanoutHub, Hubs, run_keyframe_requests};
+use crate::http::access::Access;
+use crate::http::limits::Admission;
 use crate::http::{AppState, router};
 use crate::media::PipelineError;
 use crate::media::pipeline::{MediaPipeline, MediaSinks, PacketSink};
@@ -23,6 +25,8 @@ const VIEWER_CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("bad configuration: {0}")]
+    Config(String),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error("cannot listen on {addr}: {source}")]
@@ -70,6 +74,17 @@ fn audio_sink(hub: Arc<AudioHub>) -> PacketSink {
 }
 
 pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
+    let (viewer_tokens, admin_token) = config
+        .access
+        .load()
+        .map_err(|(key, problem)| DaemonError::Config(format!("{key}: {problem}")))?;
+    if !viewer_tokens.is_empty() {
+        tracing::info!(
+            "{} viewer token(s): only links with a token can watch",
+            viewer_tokens.len()
+        );
+    }
+    let access = Access::new(viewer_tokens, admin_token);
     let resolved = presets::resolve(&config.media)?;
     let (hub, keyframe_events) = FanoutHub::new(config.viewer_queue_frames);
     let audio_hub = AudioHub::new();
@@ -100,6 +115,8 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         pipeline: pipeline.clone(),
         peer_settings: Arc::new(config.peer.clone()),
         title: Arc::from(config.title.as_str()),
+        access: Arc::new(access),
+        admission: Arc::new(Admission::new(config.limits.clone())),
         keyframe_requests_sent,
         started: Instant::now(),
     };

@@ -4,7 +4,7 @@
 use crate::http::AppState;
 use crate::webrtc::totals::Totals;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -179,7 +179,10 @@ pub async fn render(state: &AppState) -> String {
     text
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.access.require_admin(&headers) {
+        return e.into_response();
+    }
     let mut response = render(&state).await.into_response();
     response
         .headers_mut()

@@ -29,6 +29,27 @@ pub struct FileConfig {
     audio: AudioSection,
     #[serde(default)]
     webrtc: WebrtcSection,
+    #[serde(default)]
+    access: AccessSection,
+    #[serde(default)]
+    limits: LimitsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessSection {
+    viewer_tokens: Option<Vec<String>>,
+    viewer_token_file: Option<std::path::PathBuf>,
+    admin_token: Option<String>,
+    admin_token_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_viewers: Option<usize>,
+    joins_per_minute_per_ip: Option<u32>,
+    max_pending_joins: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +142,26 @@ impl FileConfig {
             &mut config.viewer_queue_frames,
             self.webrtc.viewer_queue_frames,
         );
+        let access = &mut config.access;
+        set(&mut access.viewer_tokens, self.access.viewer_tokens);
+        // An empty admin token in the file means "none", as in the example file.
+        let admin = self.access.admin_token.filter(|t| !t.is_empty());
+        access.admin_token = admin.or(access.admin_token.take());
+        access.viewer_token_file = self
+            .access
+            .viewer_token_file
+            .or(access.viewer_token_file.take());
+        access.admin_token_file = self
+            .access
+            .admin_token_file
+            .or(access.admin_token_file.take());
+        let limits = &mut config.limits;
+        set(&mut limits.max_viewers, self.limits.max_viewers);
+        set(
+            &mut limits.joins_per_minute_per_ip,
+            self.limits.joins_per_minute_per_ip,
+        );
+        set(&mut limits.max_pending_joins, self.limits.max_pending_joins);
         Unparsed {
             listen: self.server.listen,
         }

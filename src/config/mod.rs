@@ -3,10 +3,12 @@
 
 pub mod file;
 pub mod load;
+pub mod secrets;
 pub mod validate;
 
 use crate::media::MediaSettings;
 use crate::webrtc::api::{IceServer, PeerSettings};
+use secrets::AccessSettings;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -27,6 +29,30 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Frames a viewer may fall behind before it loses frames.
     pub viewer_queue_frames: usize,
+    pub access: AccessSettings,
+    pub limits: Limits,
+}
+
+/// What one device will take on before it says no.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Viewers at once; the next one gets 503 with Retry-After.
+    pub max_viewers: usize,
+    /// New sessions one address may open per minute; more get 429. Loopback is exempt: a
+    /// reverse proxy on the device sends every viewer from there.
+    pub joins_per_minute_per_ip: u32,
+    /// Viewers negotiating or connecting at once; more get 503.
+    pub max_pending_joins: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_viewers: 250,
+            joins_per_minute_per_ip: 30,
+            max_pending_joins: 100,
+        }
+    }
 }
 
 impl Default for Config {
@@ -40,6 +66,8 @@ impl Default for Config {
             peer: PeerSettings::default(),
             connect_timeout: crate::webrtc::session::DEFAULT_CONNECT_TIMEOUT,
             viewer_queue_frames: crate::fanout::DEFAULT_VIEWER_QUEUE_FRAMES,
+            access: AccessSettings::default(),
+            limits: Limits::default(),
         }
     }
 }

@@ -88,7 +88,21 @@ pub fn check(config: &Config) -> Vec<InvalidValue> {
             config.viewer_queue_frames,
             1..=600,
         ),
+        in_range("limits.max_viewers", config.limits.max_viewers, 1..=10_000),
+        in_range(
+            "limits.joins_per_minute_per_ip",
+            config.limits.joins_per_minute_per_ip,
+            1..=6_000,
+        ),
+        in_range(
+            "limits.max_pending_joins",
+            config.limits.max_pending_joins,
+            1..=1_000,
+        ),
     ];
+    if let Err((key, problem)) = config.access.load() {
+        results.push(Err(invalid(key, "(not shown)", problem)));
+    }
     if peer.ice_failed_timeout <= peer.ice_disconnected_timeout {
         results.push(Err(invalid(
             "webrtc.ice_failed_timeout_s",

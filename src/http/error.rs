@@ -10,6 +10,8 @@ pub struct ApiError {
     pub title: &'static str,
     pub detail: String,
     pub retry_after_s: Option<u32>,
+    /// Ask for a bearer token (`WWW-Authenticate`), for 401.
+    pub challenge: bool,
 }
 
 #[derive(Serialize)]
@@ -28,6 +30,25 @@ impl ApiError {
             title,
             detail: detail.into(),
             retry_after_s: None,
+            challenge: false,
+        }
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self {
+            challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail)
+        }
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", detail)
+    }
+
+    pub fn too_many_requests(detail: impl Into<String>, retry_after_s: u32) -> Self {
+        Self {
+            retry_after_s: Some(retry_after_s),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests", detail)
         }
     }
 
@@ -65,7 +86,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(status = self.status.as_u16(), "{}", self.detail);
         } else {
             tracing::debug!(status = self.status.as_u16(), "{}", self.detail);
@@ -83,6 +104,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"fieldcast\""),
+            );
+        }
         if let Some(seconds) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

@@ -1,6 +1,8 @@
 //! The HTTP face of fieldcast: WHEP signalling, the viewer page, status and health.
 
+pub mod access;
 pub mod error;
+pub mod limits;
 pub mod share;
 pub mod status;
 pub mod viewer;
@@ -26,6 +28,8 @@ pub struct AppState {
     pub pipeline: MediaPipeline,
     pub peer_settings: Arc<PeerSettings>,
     pub title: Arc<str>,
+    pub access: Arc<access::Access>,
+    pub admission: Arc<limits::Admission>,
     pub keyframe_requests_sent: Arc<AtomicU64>,
     pub started: Instant,
 }

@@ -4,7 +4,9 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -46,11 +48,34 @@ fn frame_age(state: &AppState, now: Instant) -> Option<Duration> {
         .map(|at| now.saturating_duration_since(at))
 }
 
-pub async fn status(State(state): State<AppState>) -> Json<Status> {
+/// What anyone may see when an admin token is set: is it live, and how many watch.
+#[derive(Serialize)]
+pub struct PublicStatus {
+    version: &'static str,
+    title: String,
+    healthy: bool,
+    viewer_count: usize,
+}
+
+pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.access.is_admin(&headers) {
+        return full_status(&state).await.into_response();
+    }
+    let age = frame_age(&state, Instant::now());
+    Json(PublicStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        title: state.title.to_string(),
+        healthy: age.is_some_and(|a| a <= HEALTHY_FRAME_AGE),
+        viewer_count: state.registry.counts().await.0,
+    })
+    .into_response()
+}
+
+async fn full_status(state: &AppState) -> Json<Status> {
     let now = Instant::now();
     let hub = state.hubs.video.stats(now);
     let viewers = state.registry.list().await;
-    let age = frame_age(&state, now);
+    let age = frame_age(state, now);
     Json(Status {
         version: env!("CARGO_PKG_VERSION"),
         title: state.title.to_string(),

@@ -95,17 +95,26 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let credential = state.access.viewer(&headers)?;
     require_content_type(&headers, SDP)?;
     let offer = body_text(body)?;
+    state.admission.rate(remote.ip())?;
     let wanted = check_offer(&offer, state.pipeline.has_audio())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let (session, stream, answer) =
-        ViewerSession::negotiate(&state.peer_settings, offer, &wanted, Some(remote))
-            .await
-            .map_err(|e| match e {
-                SessionError::Setup(detail) => ApiError::internal(detail),
-                other => ApiError::bad_request(other.to_string()),
-            })?;
+    let (viewers, connecting) = state.registry.counts().await;
+    let _negotiating = state.admission.begin(viewers, connecting)?;
+    let (session, stream, answer) = ViewerSession::negotiate(
+        &state.peer_settings,
+        offer,
+        &wanted,
+        Some(remote),
+        credential,
+    )
+    .await
+    .map_err(|e| match e {
+        SessionError::Setup(detail) => ApiError::internal(detail),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
     tracing::info!(viewer = %session.id, %remote, "viewer joining");
     let location = format!("/whep/{}", session.id);
     let etag = session.etag.clone();
@@ -131,12 +140,14 @@ pub async fn patch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    state.access.viewer(&headers)?;
     require_content_type(&headers, SDPFRAG)?;
     let session = state
         .registry
         .get(&id)
         .await
         .ok_or_else(|| ApiError::not_found(format!("no session {id}")))?;
+    state.access.same_viewer(&headers, session.credential)?;
     if let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
         && wanted.trim() != "*"
         && wanted.trim() != session.etag
@@ -170,7 +181,15 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    state.access.viewer(&headers)?;
+    let session = state
+        .registry
+        .get(&id)
+        .await
+        .ok_or_else(|| ApiError::not_found(format!("no session {id}")))?;
+    state.access.same_viewer(&headers, session.credential)?;
     if state.registry.remove(&id).await {
         Ok(StatusCode::OK)
     } else {

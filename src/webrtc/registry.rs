@@ -107,6 +107,15 @@ impl SessionRegistry {
         sessions.iter().map(|s| s.status()).collect()
     }
 
+    /// Sessions open now, and how many of them have not connected yet.
+    pub async fn counts(&self) -> (usize, usize) {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::List { reply });
+        let sessions = rx.await.unwrap_or_default();
+        let connecting = sessions.iter().filter(|s| s.is_connecting()).count();
+        (sessions.len(), connecting)
+    }
+
     /// Closes every session (shutdown), waiting at most `deadline` for them to finish.
     pub async fn close_all(&self, deadline: Duration) {
         let (reply, rx) = oneshot::channel();

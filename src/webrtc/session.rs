@@ -3,6 +3,7 @@
 
 use crate::fanout::audio::{AudioPacket, AudioQueue};
 use crate::fanout::{FanoutHub, Hubs, ViewerQueue};
+use crate::http::access::Credential;
 use crate::media::rtp::RtpRewriter;
 use crate::webrtc::api::{PeerSettings, build_peer};
 use crate::webrtc::offer::OfferSummary;
@@ -97,6 +98,8 @@ pub struct ViewerSession {
     close: Notify,
     has_video: bool,
     has_audio: bool,
+    /// What the creating request showed; later requests on the session must show the same.
+    pub credential: Credential,
 }
 
 /// One track sent to the viewer, and the rewriter that makes the shared packets its own.
@@ -146,6 +149,7 @@ impl ViewerSession {
         offer: String,
         wanted: &OfferSummary,
         remote: Option<SocketAddr>,
+        credential: Credential,
     ) -> Result<(Arc<ViewerSession>, ViewerStream, String), SessionError> {
         let (events_tx, mut events) = watch::channel(PeerEvents::default());
         let peer = build_peer(settings, Arc::new(EventForwarder(events_tx)))
@@ -170,6 +174,7 @@ impl ViewerSession {
             close: Notify::new(),
             has_video: video.is_some(),
             has_audio: audio.is_some(),
+            credential,
         });
         *session.stats.state.lock().unwrap() = "connecting";
         let stream = ViewerStream {
@@ -297,6 +302,10 @@ impl ViewerSession {
                 .as_ref()
                 .map_or(0, |d| d.load(Ordering::Relaxed)),
         }
+    }
+
+    pub fn is_connecting(&self) -> bool {
+        *self.stats.state.lock().unwrap() == "connecting"
     }
 
     fn set_state(&self, state: &'static str) {

@@ -248,6 +248,11 @@ impl WhepViewer {
     }
 
     pub async fn connect_with(base: &str, wants: Wants) -> WhepViewer {
+        Self::connect_as(base, wants, None).await
+    }
+
+    /// Joins with `Authorization: Bearer token` when a token is given.
+    pub async fn connect_as(base: &str, wants: Wants, token: Option<&str>) -> WhepViewer {
         let (frames_tx, frames) = mpsc::unbounded_channel();
         let (sound_tx, sound) = mpsc::unbounded_channel();
         let (raw_video_tx, raw_video) = mpsc::unbounded_channel();
@@ -262,9 +267,13 @@ impl WhepViewer {
         let offer = complete_offer(&peer, &mut gathered).await;
 
         let posted_at = Instant::now();
-        let response = reqwest::Client::new()
+        let mut request = reqwest::Client::new()
             .post(format!("{base}/whep"))
-            .header("content-type", "application/sdp")
+            .header("content-type", "application/sdp");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .body(offer)
             .send()
             .await

@@ -1,0 +1,186 @@
+//! Who may watch and who may look inside. With no tokens configured everything is open, as
+//! on a club's own LAN. With viewer tokens, WHEP requests must carry one as a bearer token;
+//! with an admin token, `/metrics` and the details of `/api/status` need it.
+
+use crate::http::error::ApiError;
+use axum::http::{HeaderMap, header};
+
+/// The credential a session was created with; its PATCH and DELETE must show the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// No viewer tokens are configured.
+    Open,
+    /// The viewer token at this index.
+    Viewer(usize),
+    Admin,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    viewer_tokens: Vec<String>,
+    admin_token: Option<String>,
+}
+
+/// Equal without an early exit, so timing does not tell how much of a guess was right.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut difference = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        difference |= usize::from(x ^ y);
+    }
+    difference == 0
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl Access {
+    pub fn new(viewer_tokens: Vec<String>, admin_token: Option<String>) -> Self {
+        Self {
+            viewer_tokens,
+            admin_token,
+        }
+    }
+
+    pub fn viewers_need_token(&self) -> bool {
+        !self.viewer_tokens.is_empty()
+    }
+
+    fn admin(&self, token: &str) -> bool {
+        self.admin_token
+            .as_deref()
+            .is_some_and(|admin| same(admin, token))
+    }
+
+    /// May this request watch? Returns the credential to remember with the session.
+    pub fn viewer(&self, headers: &HeaderMap) -> Result<Credential, ApiError> {
+        if !self.viewers_need_token() {
+            return Ok(Credential::Open);
+        }
+        let token = bearer(headers).ok_or_else(|| {
+            ApiError::unauthorized("this stream needs a token: open the link you were given")
+        })?;
+        if self.admin(token) {
+            return Ok(Credential::Admin);
+        }
+        // Every token is compared, so timing does not reveal which one matched.
+        let mut matched = None;
+        for (index, known) in self.viewer_tokens.iter().enumerate() {
+            if same(known, token) && matched.is_none() {
+                matched = Some(index);
+            }
+        }
+        matched
+            .map(Credential::Viewer)
+            .ok_or_else(|| ApiError::forbidden("that token does not open this stream"))
+    }
+
+    /// The request's credential must be the one its session was created with.
+    pub fn same_viewer(&self, headers: &HeaderMap, owner: Credential) -> Result<(), ApiError> {
+        match self.viewer(headers)? {
+            found if found == owner || found == Credential::Admin => Ok(()),
+            _ => Err(ApiError::forbidden("that session belongs to another token")),
+        }
+    }
+
+    /// Without an admin token, the details are open to anyone who can reach the device.
+    pub fn is_admin(&self, headers: &HeaderMap) -> bool {
+        match &self.admin_token {
+            None => true,
+            Some(_) => bearer(headers).is_some_and(|token| self.admin(token)),
+        }
+    }
+
+    pub fn require_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.is_admin(headers) {
+            Ok(())
+        } else if bearer(headers).is_none() {
+            Err(ApiError::unauthorized("this needs the admin token"))
+        } else {
+            Err(ApiError::forbidden("that is not the admin token"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderValue, StatusCode};
+
+    fn with_token(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        headers.insert(header::AUTHORIZATION, value);
+        headers
+    }
+
+    fn access() -> Access {
+        Access::new(
+            vec!["class-7b".into(), "parents".into()],
+            Some("teacher".into()),
+        )
+    }
+
+    #[test]
+    fn open_without_tokens() {
+        let open = Access::default();
+        assert_eq!(open.viewer(&HeaderMap::new()), Ok(Credential::Open));
+        assert!(open.is_admin(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn missing_token_is_401_with_a_challenge_and_wrong_is_403() {
+        let missing = access().viewer(&HeaderMap::new()).unwrap_err();
+        assert_eq!(
+            (missing.status, missing.challenge),
+            (StatusCode::UNAUTHORIZED, true)
+        );
+        let wrong = access().viewer(&with_token("class-7c")).unwrap_err();
+        assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            access().viewer(&with_token("parents")),
+            Ok(Credential::Viewer(1))
+        );
+        assert_eq!(
+            access().viewer(&with_token("teacher")),
+            Ok(Credential::Admin)
+        );
+    }
+
+    #[test]
+    fn a_session_answers_only_to_its_own_token_or_the_admin() {
+        let owner = Credential::Viewer(0);
+        assert!(access().same_viewer(&with_token("class-7b"), owner).is_ok());
+        assert!(access().same_viewer(&with_token("teacher"), owner).is_ok());
+        let other = access()
+            .same_viewer(&with_token("parents"), owner)
+            .unwrap_err();
+        assert_eq!(other.status, StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn admin_is_needed_for_details_only_when_configured() {
+        assert!(!access().is_admin(&with_token("parents")));
+        assert!(access().is_admin(&with_token("teacher")));
+        assert_eq!(
+            access()
+                .require_admin(&HeaderMap::new())
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[test]
+    fn comparison_is_exact() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abcd"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("", "a"));
+    }
+}
