@@ -74,17 +74,17 @@ fn audio_sink(hub: Arc<AudioHub>) -> PacketSink {
 }
 
 pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
-    let (viewer_tokens, admin_token) = config
+    let tokens = config
         .access
         .load()
         .map_err(|(key, problem)| DaemonError::Config(format!("{key}: {problem}")))?;
-    if !viewer_tokens.is_empty() {
+    if !tokens.viewers.is_empty() {
         tracing::info!(
             "{} viewer token(s): only links with a token can watch",
-            viewer_tokens.len()
+            tokens.viewers.len()
         );
     }
-    let access = Access::new(viewer_tokens, admin_token);
+    let access = Access::new(tokens.viewers, tokens.admin);
     let resolved = presets::resolve(&config.media)?;
     let (hub, keyframe_events) = FanoutHub::new(config.viewer_queue_frames);
     let audio_hub = AudioHub::new();

@@ -11,6 +11,16 @@ pub struct AccessSettings {
     pub admin_token_file: Option<PathBuf>,
 }
 
+/// The tokens, ready to compare against requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub viewers: Vec<String>,
+    pub admin: Option<String>,
+}
+
+/// Which key is wrong and why, without the token itself.
+pub type TokenProblem = (&'static str, String);
+
 /// Shortest token accepted: long enough that guessing over HTTP is hopeless.
 pub const MIN_TOKEN_CHARS: usize = 8;
 
@@ -29,7 +39,7 @@ pub fn read_tokens(path: &Path) -> Result<Vec<String>, String> {
 impl AccessSettings {
     /// Every viewer token and the admin token, from inline values and files.
     /// Errors name the key, never the token.
-    pub fn load(&self) -> Result<(Vec<String>, Option<String>), (&'static str, String)> {
+    pub fn load(&self) -> Result<Tokens, TokenProblem> {
         let mut viewers = self.viewer_tokens.clone();
         if let Some(path) = &self.viewer_token_file {
             viewers.extend(read_tokens(path).map_err(|e| ("access.viewer_token_file", e))?);
@@ -57,7 +67,7 @@ impl AccessSettings {
                 ),
             ));
         }
-        Ok((viewers, admin))
+        Ok(Tokens { viewers, admin })
     }
 }
 
@@ -79,7 +89,7 @@ mod tests {
             admin_token: None,
             admin_token_file: Some(admin),
         };
-        let (viewers, admin) = settings.load().unwrap();
+        let Tokens { viewers, admin } = settings.load().unwrap();
         assert_eq!(
             viewers,
             vec!["inline-token", "class-7b-2026", "parents-2026"]
