@@ -7,7 +7,8 @@ use crate::fanout::keyframe::KeyframeGate;
 use crate::fanout::{FanoutHub, Hubs, run_keyframe_requests};
 use crate::http::access::Access;
 use crate::http::limits::Admission;
-use crate::http::{AppState, router};
+use crate::http::serve::{ConnectionLimits, serve};
+use crate::http::{AppState, redirect, router, tls};
 use crate::media::PipelineError;
 use crate::media::pipeline::{MediaPipeline, MediaSinks, PacketSink};
 use crate::media::presets;
@@ -17,8 +18,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 /// Viewers get this long to be told goodbye when the daemon stops.
 const VIEWER_CLOSE_DEADLINE: Duration = Duration::from_secs(2);
@@ -40,9 +43,29 @@ pub struct RunningDaemon {
     pub local_addr: SocketAddr,
     pub pipeline: MediaPipeline,
     registry: SessionRegistry,
-    stop_http: oneshot::Sender<()>,
-    http: JoinHandle<()>,
+    /// Where HTTPS listens, when it is on.
+    pub tls_addr: Option<SocketAddr>,
+    servers: Vec<Server>,
     notifier: JoinHandle<()>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Listen { addr, source })
+}
+
+type Server = (Option<oneshot::Sender<()>>, JoinHandle<()>);
+
+fn spawn_server(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<TlsAcceptor>,
+    limits: ConnectionLimits,
+) -> Server {
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(serve(listener, app, tls, limits, stopped));
+    (Some(stop), task)
 }
 
 /// Turns the appsink's RTP packets into frames on the hub. Runs on the streaming thread.
@@ -85,6 +108,20 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         );
     }
     let access = Access::new(tokens.viewers, tokens.admin);
+    // Everything that can fail on the spot is tried before the camera starts.
+    let https = match config.tls.listen {
+        Some(addr) => {
+            let certificate = tls::load(&config.tls).map_err(DaemonError::Config)?;
+            tracing::info!(
+                "HTTPS certificate SHA-256 fingerprint: {}",
+                certificate.fingerprint
+            );
+            Some((bind(addr).await?, TlsAcceptor::from(certificate.config)))
+        }
+        None => None,
+    };
+    let http_listener = bind(config.listen).await?;
+    let local_addr = http_listener.local_addr().unwrap_or(config.listen);
     let resolved = presets::resolve(&config.media)?;
     let (hub, keyframe_events) = FanoutHub::new(config.viewer_queue_frames);
     let audio_hub = AudioHub::new();
@@ -120,54 +157,60 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         keyframe_requests_sent,
         started: Instant::now(),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: config.listen,
-            source,
-        });
-    let listener = match listener {
-        Ok(listener) => listener,
-        Err(e) => {
-            pipeline.stop().await;
-            return Err(e);
-        }
+    let app = router(state);
+    let connection_limits = ConnectionLimits {
+        header_timeout: config.limits.header_timeout,
+        max_connections: config.limits.max_connections,
     };
-    let local_addr = listener.local_addr().unwrap_or(config.listen);
-    let (stop_http, stopped) = oneshot::channel::<()>();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let http = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-            let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!("HTTP server failed: {e}");
-        }
-    });
+    let mut servers = Vec::new();
+    let mut tls_addr = None;
+    if let Some((listener, acceptor)) = https {
+        tls_addr = listener.local_addr().ok();
+        servers.push(spawn_server(
+            listener,
+            app.clone(),
+            Some(acceptor),
+            connection_limits,
+        ));
+    }
+    let plain = match (tls_addr, config.tls.redirect_http) {
+        (Some(https), true) => redirect::router(https.port()),
+        _ => app,
+    };
+    servers.push(spawn_server(http_listener, plain, None, connection_limits));
     tracing::info!(%local_addr, "serving viewers");
+    if let Some(https) = tls_addr {
+        tracing::info!(%https, "serving viewers over HTTPS");
+    }
     let notifier = tokio::spawn(crate::systemd::supervise(
         Arc::clone(&hubs_for_systemd),
         pipeline.clone(),
     ));
     Ok(RunningDaemon {
         local_addr,
+        tls_addr,
         pipeline,
         registry,
-        stop_http,
-        http,
+        servers,
         notifier,
     })
 }
 
 impl RunningDaemon {
     /// Says goodbye to viewers, stops HTTP and the pipeline; bounded by a few seconds.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.notifier.abort();
         crate::systemd::stopping();
         self.registry.close_all(VIEWER_CLOSE_DEADLINE).await;
-        let _ = self.stop_http.send(());
+        for (stop, _) in &mut self.servers {
+            if let Some(stop) = stop.take() {
+                let _ = stop.send(());
+            }
+        }
         // Open keep-alive connections must not hold the shutdown hostage.
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.http).await;
+        for (_, server) in self.servers {
+            let _ = tokio::time::timeout(Duration::from_millis(1500), server).await;
+        }
         self.pipeline.stop().await;
     }
 }

@@ -74,6 +74,12 @@ struct Flags {
     #[arg(long = "ice-server", env = "FIELDCAST_ICE_SERVERS", value_delimiter = ' ',
           value_parser = Config::parse_ice_server)]
     ice_servers: Vec<IceServer>,
+    /// Also serve HTTPS on this address (e.g. 0.0.0.0:8443); plain HTTP then redirects there
+    #[arg(long, env = "FIELDCAST_TLS_LISTEN")]
+    tls_listen: Option<SocketAddr>,
+    /// Make a self-signed certificate for HTTPS when none is configured (LAN use)
+    #[arg(long, env = "FIELDCAST_TLS_SELF_SIGNED")]
+    tls_self_signed: bool,
 }
 
 impl Flags {
@@ -87,6 +93,8 @@ impl Flags {
             audio_bitrate_kbps: self.audio_bitrate,
             udp_addrs: some_vec(self.rtc_addrs),
             ice_servers: some_vec(self.ice_servers),
+            tls_listen: self.tls_listen,
+            tls_self_signed: self.tls_self_signed.then_some(true),
         }
     }
 }

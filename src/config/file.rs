@@ -33,6 +33,18 @@ pub struct FileConfig {
     access: AccessSection,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    tls: TlsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    listen: Option<String>,
+    cert: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+    self_signed: Option<bool>,
+    redirect_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +62,8 @@ struct LimitsSection {
     max_viewers: Option<usize>,
     joins_per_minute_per_ip: Option<u32>,
     max_pending_joins: Option<usize>,
+    header_timeout_s: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +105,7 @@ struct WebrtcSection {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Unparsed {
     pub listen: Option<String>,
+    pub tls_listen: Option<String>,
 }
 
 impl FileConfig {
@@ -162,8 +177,19 @@ impl FileConfig {
             self.limits.joins_per_minute_per_ip,
         );
         set(&mut limits.max_pending_joins, self.limits.max_pending_joins);
+        set(
+            &mut limits.header_timeout,
+            self.limits.header_timeout_s.map(s),
+        );
+        set(&mut limits.max_connections, self.limits.max_connections);
+        let tls = &mut config.tls;
+        tls.cert = self.tls.cert.or(tls.cert.take());
+        tls.key = self.tls.key.or(tls.key.take());
+        set(&mut tls.self_signed, self.tls.self_signed);
+        set(&mut tls.redirect_http, self.tls.redirect_http);
         Unparsed {
             listen: self.server.listen,
+            tls_listen: self.tls.listen.filter(|l| !l.is_empty()),
         }
     }
 }

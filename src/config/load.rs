@@ -18,6 +18,8 @@ pub struct Overrides {
     pub audio_bitrate_kbps: Option<u32>,
     pub udp_addrs: Option<Vec<String>>,
     pub ice_servers: Option<Vec<IceServer>>,
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_self_signed: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,11 @@ pub fn merge(file: FileConfig, overrides: Overrides) -> Result<Config, ConfigErr
         config.listen = listen;
         unparsed.listen = None;
     }
+    if let Some(https) = overrides.tls_listen {
+        config.tls.listen = Some(https);
+        unparsed.tls_listen = None;
+    }
+    set(&mut config.tls.self_signed, overrides.tls_self_signed);
     let media = &mut config.media;
     set(&mut config.title, overrides.title);
     set(&mut media.pipeline, overrides.pipeline);

@@ -6,6 +6,7 @@ pub mod load;
 pub mod secrets;
 pub mod validate;
 
+use crate::http::tls::TlsSettings;
 use crate::media::MediaSettings;
 use crate::webrtc::api::{IceServer, PeerSettings};
 use secrets::AccessSettings;
@@ -31,6 +32,7 @@ pub struct Config {
     pub viewer_queue_frames: usize,
     pub access: AccessSettings,
     pub limits: Limits,
+    pub tls: TlsSettings,
 }
 
 /// What one device will take on before it says no.
@@ -43,6 +45,10 @@ pub struct Limits {
     pub joins_per_minute_per_ip: u32,
     /// Viewers negotiating or connecting at once; more get 503.
     pub max_pending_joins: usize,
+    /// A client must send its request headers (and finish a TLS handshake) within this.
+    pub header_timeout: Duration,
+    /// Open HTTP connections at once.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +57,8 @@ impl Default for Limits {
             max_viewers: 250,
             joins_per_minute_per_ip: 30,
             max_pending_joins: 100,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -68,6 +76,7 @@ impl Default for Config {
             viewer_queue_frames: crate::fanout::DEFAULT_VIEWER_QUEUE_FRAMES,
             access: AccessSettings::default(),
             limits: Limits::default(),
+            tls: TlsSettings::default(),
         }
     }
 }

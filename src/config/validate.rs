@@ -51,6 +51,16 @@ pub fn finish(config: &mut Config, unparsed: Unparsed) -> Result<(), Vec<Invalid
             )),
         }
     }
+    if let Some(listen) = unparsed.tls_listen {
+        match listen.parse::<SocketAddr>() {
+            Ok(addr) => config.tls.listen = Some(addr),
+            Err(_) => problems.push(invalid(
+                "tls.listen",
+                format!("{listen:?}"),
+                "must be an address and port, such as 0.0.0.0:8443",
+            )),
+        }
+    }
     problems.extend(check(config));
     if problems.is_empty() {
         Ok(())
@@ -98,6 +108,16 @@ pub fn check(config: &Config) -> Vec<InvalidValue> {
             "limits.max_pending_joins",
             config.limits.max_pending_joins,
             1..=1_000,
+        ),
+        in_range(
+            "limits.header_timeout_s",
+            secs(config.limits.header_timeout),
+            1..=120,
+        ),
+        in_range(
+            "limits.max_connections",
+            config.limits.max_connections,
+            16..=65_536,
         ),
     ];
     if let Err((key, problem)) = config.access.load() {

@@ -87,6 +87,7 @@ mod tests {
             max_viewers,
             joins_per_minute_per_ip: per_minute,
             max_pending_joins: pending,
+            ..Limits::default()
         })
     }
 

@@ -3,8 +3,11 @@
 pub mod access;
 pub mod error;
 pub mod limits;
+pub mod redirect;
+pub mod serve;
 pub mod share;
 pub mod status;
+pub mod tls;
 pub mod viewer;
 pub mod whep;
 
@@ -20,6 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 use tower_http::cors::{Any, CorsLayer};
+
+/// Longest a client may take to send a request body (an offer is a few KiB).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -70,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(status::healthz))
         .route("/metrics", get(crate::metrics::metrics))
         .layer(DefaultBodyLimit::max(whep::MAX_BODY_BYTES))
+        // A body that trickles in slower than this is abandoned (slowloris on the body).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_TIMEOUT,
+        ))
         .layer(cors)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
