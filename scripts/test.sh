@@ -7,3 +7,4 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked
 cargo test --release --locked -- --test-threads=2
 (cd tests/browser && FIELDCAST_BIN="$PWD/../../target/release/fieldcast" npm test)
+PATH="$PWD/target/test-venv/bin:$PATH" tests/api/schemathesis.sh 40

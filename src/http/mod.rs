@@ -3,6 +3,7 @@
 pub mod access;
 pub mod error;
 pub mod limits;
+pub mod openapi;
 pub mod redirect;
 pub mod serve;
 pub mod share;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/status", get(status::status))
         .route("/healthz", get(status::healthz))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(crate::metrics::metrics))
         .layer(DefaultBodyLimit::max(whep::MAX_BODY_BYTES))
         // A body that trickles in slower than this is abandoned (slowloris on the body).

@@ -3,6 +3,7 @@
 
 use crate::http::error::ApiError;
 use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use qrcode::QrCode;
@@ -33,7 +34,10 @@ pub fn render(url: &str) -> Result<String, String> {
         .build())
 }
 
-pub async fn qr_svg(Query(query): Query<ShareQuery>) -> Result<Response, ApiError> {
+pub async fn qr_svg(
+    query: Result<Query<ShareQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let url = query
         .url
         .ok_or_else(|| ApiError::bad_request("give the link to encode as ?url=…"))?;
