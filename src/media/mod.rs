@@ -9,6 +9,8 @@ pub mod inventory;
 pub mod pipeline;
 pub mod presets;
 pub mod rtp;
+#[cfg(test)]
+mod rtp_props;
 pub mod sync_marks;
 
 /// What the pipeline is asked to make.

@@ -6,13 +6,11 @@ use crate::fanout::{FanoutHub, Hubs, ViewerQueue};
 use crate::http::access::Credential;
 use crate::media::rtp::RtpRewriter;
 use crate::webrtc::api::{PeerSettings, build_peer};
+use crate::webrtc::feedback;
 use crate::webrtc::offer::OfferSummary;
 use crate::webrtc::sdpfrag::SdpFrag;
 use crate::webrtc::totals::Totals;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -438,16 +436,13 @@ impl ViewerSession {
     }
 
     fn on_rtcp(&self, packets: &[Box<dyn rtc::rtcp::Packet>], hub: &FanoutHub) {
-        for packet in packets {
-            let any = packet.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-                hub.request_keyframe();
-            } else if let Some(report) = any.downcast_ref::<ReceiverReport>()
-                && let Some(block) = report.reports.first()
-            {
-                *self.stats.last_report.lock().unwrap() = Some((block.fraction_lost, block.jitter));
-            }
+        let feedback = feedback::read(packets);
+        if feedback.wants_keyframe {
+            self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            hub.request_keyframe();
+        }
+        if let Some(report) = feedback.report {
+            *self.stats.last_report.lock().unwrap() = Some(report);
         }
     }
 }
