@@ -195,6 +195,7 @@ async fn discovery_and_pages() {
             urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
             username: Some("club".into()),
             credential: Some("secret".into()),
+            ..IceServer::stun("")
         }];
     })
     .await;

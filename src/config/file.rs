@@ -99,6 +99,10 @@ struct WebrtcSection {
     ice_disconnected_timeout_s: Option<u64>,
     ice_failed_timeout_s: Option<u64>,
     viewer_queue_frames: Option<usize>,
+    port_range: Option<String>,
+    tcp_candidates: Option<bool>,
+    nat_1to1_ips: Option<Vec<String>>,
+    ice_transport_policy: Option<String>,
 }
 
 /// Values that must be checked as text before they can be stored (addresses).
@@ -106,6 +110,8 @@ struct WebrtcSection {
 pub struct Unparsed {
     pub listen: Option<String>,
     pub tls_listen: Option<String>,
+    pub port_range: Option<String>,
+    pub ice_transport_policy: Option<String>,
 }
 
 impl FileConfig {
@@ -157,6 +163,8 @@ impl FileConfig {
             &mut config.viewer_queue_frames,
             self.webrtc.viewer_queue_frames,
         );
+        set(&mut config.peer.tcp_candidates, self.webrtc.tcp_candidates);
+        set(&mut config.peer.nat_1to1_ips, self.webrtc.nat_1to1_ips);
         let access = &mut config.access;
         set(&mut access.viewer_tokens, self.access.viewer_tokens);
         // An empty admin token in the file means "none", as in the example file.
@@ -190,6 +198,8 @@ impl FileConfig {
         Unparsed {
             listen: self.server.listen,
             tls_listen: self.tls.listen.filter(|l| !l.is_empty()),
+            port_range: self.webrtc.port_range.filter(|r| !r.is_empty()),
+            ice_transport_policy: self.webrtc.ice_transport_policy,
         }
     }
 }

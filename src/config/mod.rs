@@ -99,16 +99,12 @@ impl Config {
                     .split_once(':')
                     .ok_or_else(|| format!("{text:?}: TURN credentials are USER:PASS@"))?;
                 Ok(IceServer {
-                    urls: vec![format!("{scheme}:{host}")],
                     username: Some(username.to_owned()),
                     credential: Some(credential.to_owned()),
+                    ..IceServer::stun(&format!("{scheme}:{host}"))
                 })
             }
-            _ => Ok(IceServer {
-                urls: vec![text.to_owned()],
-                username: None,
-                credential: None,
-            }),
+            _ => Ok(IceServer::stun(text)),
         }
     }
 }

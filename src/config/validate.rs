@@ -61,6 +61,21 @@ pub fn finish(config: &mut Config, unparsed: Unparsed) -> Result<(), Vec<Invalid
             )),
         }
     }
+    if let Some(range) = unparsed.port_range {
+        match crate::webrtc::ports::parse_range(&range) {
+            Ok(range) => config.peer.port_range = Some(range),
+            Err(e) => problems.push(invalid("webrtc.port_range", format!("{range:?}"), e)),
+        }
+    }
+    match unparsed.ice_transport_policy.as_deref() {
+        None | Some("all") => {}
+        Some("relay") => config.peer.relay_only = true,
+        Some(other) => problems.push(invalid(
+            "webrtc.ice_transport_policy",
+            format!("{other:?}"),
+            "must be \"all\" or \"relay\"",
+        )),
+    }
     problems.extend(check(config));
     if problems.is_empty() {
         Ok(())
@@ -170,12 +185,13 @@ pub fn check(config: &Config) -> Vec<InvalidValue> {
                     "must start with stun:, stuns:, turn: or turns:",
                 )));
             } else if scheme.starts_with("turn")
+                && server.secret.is_none()
                 && (server.username.is_none() || server.credential.is_none())
             {
                 results.push(Err(invalid(
                     "webrtc.ice_servers.urls",
                     format!("{url:?}"),
-                    "a TURN server needs username and credential",
+                    "a TURN server needs username and credential, or a secret",
                 )));
             }
         }

@@ -82,7 +82,8 @@ pub async fn discovery(
         *response.status_mut() = StatusCode::NO_CONTENT;
         let headers = response.headers_mut();
         headers.insert("accept-post", HeaderValue::from_static(SDP));
-        for link in ice_server_links(&state.peer_settings.ice_servers) {
+        let servers = state.peer_settings.for_viewer(std::time::SystemTime::now());
+        for link in ice_server_links(&servers.ice_servers) {
             headers.append(header::LINK, link);
         }
     }
@@ -103,21 +104,18 @@ pub async fn create(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (viewers, connecting) = state.registry.counts().await;
     let _negotiating = state.admission.begin(viewers, connecting)?;
-    let (session, stream, answer) = ViewerSession::negotiate(
-        &state.peer_settings,
-        offer,
-        &wanted,
-        Some(remote),
-        credential,
-    )
-    .await
-    .map_err(|e| match e {
-        SessionError::Setup(detail) => ApiError::internal(detail),
-        other => ApiError::bad_request(other.to_string()),
-    })?;
+    // TURN credentials made for this viewer, used by our side and handed to theirs.
+    let settings = state.peer_settings.for_viewer(std::time::SystemTime::now());
+    let (session, stream, answer) =
+        ViewerSession::negotiate(&settings, offer, &wanted, Some(remote), credential)
+            .await
+            .map_err(|e| match e {
+                SessionError::Setup(detail) => ApiError::internal(detail),
+                other => ApiError::bad_request(other.to_string()),
+            })?;
     tracing::info!(viewer = %session.id, %remote, "viewer joining");
     let location = format!("/whep/{}", session.id);
-    let etag = session.etag.clone();
+    let etag = session.etag();
     state.registry.insert(session, stream);
 
     let mut response = (StatusCode::CREATED, answer).into_response();
@@ -128,7 +126,7 @@ pub async fn create(
             headers.insert(name, value);
         }
     }
-    for link in ice_server_links(&state.peer_settings.ice_servers) {
+    for link in ice_server_links(&settings.ice_servers) {
         headers.append(header::LINK, link);
     }
     Ok(response)
@@ -139,7 +137,7 @@ pub async fn patch(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     state.access.viewer(&headers)?;
     require_content_type(&headers, SDPFRAG)?;
     let session = state
@@ -150,7 +148,7 @@ pub async fn patch(
     state.access.same_viewer(&headers, session.credential)?;
     if let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
         && wanted.trim() != "*"
-        && wanted.trim() != session.etag
+        && wanted.trim() != session.etag()
     {
         return Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
@@ -165,17 +163,23 @@ pub async fn patch(
         _ => false,
     };
     if restart {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "Not implemented",
-            "ICE restart is not supported yet; start a new session with POST",
-        ));
+        let fragment = session
+            .restart_ice(&frag)
+            .await
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut response = (StatusCode::OK, fragment).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDPFRAG));
+        if let Ok(etag) = HeaderValue::from_str(&session.etag()) {
+            headers.insert(header::ETAG, etag);
+        }
+        return Ok(response);
     }
     session
         .add_candidates(&frag)
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn delete(

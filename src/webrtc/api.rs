@@ -1,10 +1,13 @@
 //! How every viewer's PeerConnection is built: one H.264 send-only codec, the default
 //! interceptors (NACK answers, sender reports), and viewer RTCP passed up to fieldcast.
 
+use crate::webrtc::ports;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::RTCIceTransportPolicy;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine,
 };
+use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -27,15 +30,7 @@ const OPUS_PAYLOAD_TYPE: u8 = 111;
 const RTCP_TO_APPLICATION_SLOT: usize = 14_000;
 
 /// A STUN or TURN server, used by fieldcast's own connections and advertised to viewers.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub credential: Option<String>,
-}
+pub use crate::webrtc::ice_servers::IceServer;
 
 /// Everything needed to build a viewer's PeerConnection.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +42,24 @@ pub struct PeerSettings {
     /// How long ICE may see no traffic before the viewer counts as gone.
     pub ice_disconnected_timeout: Duration,
     pub ice_failed_timeout: Duration,
+    /// Ports for media sockets, so a router can forward exactly these.
+    pub port_range: Option<(u16, u16)>,
+    /// Also offer passive ICE-TCP candidates, for networks that block UDP.
+    pub tcp_candidates: bool,
+    /// Public addresses to advertise instead of the local ones (a router forwarding ports).
+    pub nat_1to1_ips: Vec<String>,
+    /// Only relay (TURN) candidates: hides the device's addresses, costs a relay.
+    pub relay_only: bool,
+}
+
+impl PeerSettings {
+    /// These settings as one viewer gets them: TURN credentials made fresh at `now`.
+    pub fn for_viewer(&self, now: std::time::SystemTime) -> PeerSettings {
+        PeerSettings {
+            ice_servers: crate::webrtc::ice_servers::for_viewer(&self.ice_servers, now),
+            ..self.clone()
+        }
+    }
 }
 
 pub const DEFAULT_UDP_ADDR: &str = "0.0.0.0:0";
@@ -60,6 +73,10 @@ impl Default for PeerSettings {
             udp_addrs: vec![DEFAULT_UDP_ADDR.to_owned()],
             ice_disconnected_timeout: DEFAULT_ICE_DISCONNECTED_TIMEOUT,
             ice_failed_timeout: DEFAULT_ICE_FAILED_TIMEOUT,
+            port_range: None,
+            tcp_candidates: false,
+            nat_1to1_ips: Vec::new(),
+            relay_only: false,
         }
     }
 }
@@ -129,8 +146,13 @@ pub async fn build_peer(
                 })
                 .collect(),
         )
+        .with_ice_transport_policy(if settings.relay_only {
+            RTCIceTransportPolicy::Relay
+        } else {
+            RTCIceTransportPolicy::All
+        })
         .build();
-    let setting_engine = SettingEngineBuilder::new()
+    let mut setting_engine = SettingEngineBuilder::new()
         // Browsers' `.local` names are not resolved: the viewer's checks reach us anyway and
         // show up as peer-reflexive, and no multicast leaves the device.
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
@@ -138,15 +160,34 @@ pub async fn build_peer(
             Some(settings.ice_disconnected_timeout),
             Some(settings.ice_failed_timeout),
             None,
-        )
-        .build();
+        );
+    if !settings.nat_1to1_ips.is_empty() {
+        setting_engine = setting_engine
+            .with_nat_1to1_ips(settings.nat_1to1_ips.clone(), RTCIceCandidateType::Host);
+    }
+    let setting_engine = setting_engine.build();
+    let assign = |tcp: bool| -> webrtc::error::Result<Vec<String>> {
+        settings
+            .udp_addrs
+            .iter()
+            .map(|addr| ports::assign(addr, settings.port_range, tcp))
+            .collect::<Result<_, _>>()
+            .map_err(webrtc::error::Error::Other)
+    };
+    let udp_addrs = assign(false)?;
+    let tcp_addrs = if settings.tcp_candidates {
+        assign(true)?
+    } else {
+        Vec::new()
+    };
     let peer = PeerConnectionBuilder::new()
         .with_configuration(configuration)
         .with_media_engine(media_engine)
         .with_setting_engine(setting_engine)
         .with_interceptor_registry(registry)
         .with_handler(handler)
-        .with_udp_addrs(settings.udp_addrs.clone())
+        .with_udp_addrs(udp_addrs)
+        .with_tcp_addrs(tcp_addrs)
         .build()
         .await?;
     Ok(Arc::new(peer))

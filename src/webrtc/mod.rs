@@ -2,7 +2,9 @@
 
 pub mod api;
 pub mod feedback;
+pub mod ice_servers;
 pub mod offer;
+pub mod ports;
 pub mod registry;
 pub mod sdpfrag;
 pub mod session;

@@ -87,7 +87,8 @@ pub struct ViewerStatus {
 /// A negotiated viewer, shared by the registry and the HTTP handlers.
 pub struct ViewerSession {
     pub id: String,
-    pub etag: String,
+    /// Changes when the session's ICE restarts (RFC 9725 §4.4).
+    etag: Mutex<String>,
     pub remote: Option<SocketAddr>,
     joined: Instant,
     joined_wall: SystemTime,
@@ -136,6 +137,10 @@ impl PeerConnectionEventHandler for EventForwarder {
     }
 }
 
+fn new_etag() -> String {
+    format!("\"{}\"", random_token())
+}
+
 fn random_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
@@ -163,7 +168,7 @@ impl ViewerSession {
         };
         let session = Arc::new(ViewerSession {
             id: random_token(),
-            etag: format!("\"{}\"", random_token()),
+            etag: Mutex::new(new_etag()),
             remote,
             joined: Instant::now(),
             joined_wall: SystemTime::now(),
@@ -229,8 +234,18 @@ impl ViewerSession {
     }
 
     /// Adds candidates the viewer found after its offer (trickle ICE).
+    pub fn etag(&self) -> String {
+        self.etag.lock().unwrap().clone()
+    }
+
+    /// Adds candidates the viewer found after its offer (trickle ICE). mDNS names are skipped:
+    /// the viewer's checks will reach us from that address anyway.
     pub async fn add_candidates(&self, frag: &SdpFrag) -> Result<(), SessionError> {
         for candidate in &frag.candidates {
+            if crate::webrtc::sdpfrag::is_mdns_candidate(&candidate.candidate) {
+                tracing::debug!(viewer = %self.id, "skipping an mDNS candidate");
+                continue;
+            }
             let init = RTCIceCandidateInit {
                 candidate: candidate.candidate.clone(),
                 sdp_mid: candidate.mid.clone(),
@@ -243,6 +258,49 @@ impl ViewerSession {
                 .map_err(|e| SessionError::Candidate(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Restarts ICE with the viewer's new credentials (RFC 9725 §4.4) and returns our new
+    /// credentials and candidates as an SDP fragment; the session's ETag changes.
+    pub async fn restart_ice(&self, frag: &SdpFrag) -> Result<String, SessionError> {
+        let (Some(ufrag), Some(pwd)) = (&frag.ice_ufrag, &frag.ice_pwd) else {
+            return Err(SessionError::Candidate(
+                "an ICE restart needs both a=ice-ufrag and a=ice-pwd".to_owned(),
+            ));
+        };
+        let previous = self
+            .peer
+            .remote_description()
+            .await
+            .ok_or_else(|| SessionError::Negotiation("no offer to restart from".to_owned()))?;
+        let offer = crate::webrtc::sdpfrag::restart_offer(&previous.sdp, ufrag, pwd);
+        let offer = RTCSessionDescription::offer(offer).map_err(negotiation)?;
+        self.peer
+            .set_remote_description(offer)
+            .await
+            .map_err(negotiation)?;
+        let answer = self.peer.create_answer(None).await.map_err(negotiation)?;
+        self.peer
+            .set_local_description(answer)
+            .await
+            .map_err(negotiation)?;
+        // Our new candidates come with the answer, as in the first one.
+        let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
+        let local = loop {
+            let local = self.peer.local_description().await;
+            let gathered = local
+                .as_ref()
+                .is_some_and(|d| d.sdp.contains("a=candidate:"));
+            if gathered || tokio::time::Instant::now() >= deadline {
+                break local;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let local = local.ok_or_else(|| SessionError::Negotiation("no answer".to_owned()))?;
+        self.add_candidates(frag).await?;
+        *self.etag.lock().unwrap() = new_etag();
+        tracing::info!(viewer = %self.id, "ICE restarted");
+        Ok(crate::webrtc::sdpfrag::answer_fragment(&local.sdp))
     }
 
     /// The ICE username fragment the viewer offered, to tell trickle from restart.

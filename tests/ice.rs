@@ -1,0 +1,128 @@
+//! Trickle ICE and ICE restart over WHEP PATCH (RFC 9725 §4.3–4.4) with a real viewer:
+//! the stream survives a restart, and a browser's mDNS candidate does no harm.
+
+mod support;
+
+use fieldcast::webrtc::sdpfrag::{SdpFrag, restart_offer};
+use rtc::peer_connection::configuration::RTCOfferOptions;
+use std::time::Duration;
+use support::{WhepViewer, base_url, start_daemon};
+use webrtc::peer_connection::RTCSessionDescription;
+
+fn attribute<'a>(sdp: &'a str, name: &str) -> &'a str {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in {sdp}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_survives_an_ice_restart() {
+    let daemon = start_daemon().await;
+    let base = base_url(&daemon);
+    let mut viewer = WhepViewer::connect(&base).await;
+    viewer.next_frame(Duration::from_secs(5)).await;
+    let old_answer = viewer.peer.remote_description().await.unwrap().sdp;
+
+    // The viewer restarts ICE: new credentials and candidates go to the session by PATCH.
+    let offer = viewer
+        .peer
+        .create_offer(Some(RTCOfferOptions {
+            ice_restart: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    viewer.peer.set_local_description(offer).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let local = viewer.peer.local_description().await.unwrap().sdp;
+    let mut fragment = format!(
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n",
+        attribute(&local, "a=ice-ufrag:"),
+        attribute(&local, "a=ice-pwd:")
+    );
+    for line in local.lines().filter(|l| l.starts_with("a=candidate:")) {
+        fragment.push_str(line.trim_end());
+        fragment.push_str("\r\n");
+    }
+    let response = reqwest::Client::new()
+        .patch(format!("{base}{}", viewer.location))
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .header("if-match", viewer.etag.clone().unwrap())
+        .body(fragment)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "an ICE restart is answered with a fragment"
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/trickle-ice-sdpfrag"
+    );
+    let new_etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(
+        Some(&new_etag),
+        viewer.etag.as_ref(),
+        "the ETag changes with a restart"
+    );
+    let answer = SdpFrag::parse(&response.text().await.unwrap()).unwrap();
+    let (ufrag, pwd) = (answer.ice_ufrag.unwrap(), answer.ice_pwd.unwrap());
+    assert_ne!(
+        ufrag,
+        attribute(&old_answer, "a=ice-ufrag:"),
+        "new server credentials"
+    );
+    assert!(
+        !answer.candidates.is_empty(),
+        "the server's candidates come along"
+    );
+
+    // The viewer applies the server's side of the restart.
+    let mut new_answer = restart_offer(&old_answer, &ufrag, &pwd);
+    let candidates: String = answer
+        .candidates
+        .iter()
+        .map(|c| format!("a={}\r\n", c.candidate))
+        .collect();
+    new_answer = new_answer.replacen("a=mid:0\r\n", &format!("a=mid:0\r\n{candidates}"), 1);
+    viewer
+        .peer
+        .set_remote_description(RTCSessionDescription::answer(new_answer).unwrap())
+        .await
+        .unwrap();
+
+    // Frames keep coming well past the point where a broken restart would have failed ICE.
+    let until = tokio::time::Instant::now() + Duration::from_secs(7);
+    while tokio::time::Instant::now() < until {
+        viewer.next_frame(Duration::from_secs(3)).await;
+    }
+    let status = support::status_json(&base).await;
+    assert_eq!(status["viewers"][0]["state"], "connected", "{status}");
+    viewer.delete(&base).await;
+    viewer.close().await;
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mdns_candidate_is_accepted_and_ignored() {
+    let daemon = start_daemon().await;
+    let base = base_url(&daemon);
+    let mut viewer = WhepViewer::connect(&base).await;
+    let response = reqwest::Client::new()
+        .patch(format!("{base}{}", viewer.location))
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body(
+            "a=mid:0\r\na=candidate:1 1 udp 2122260223 9b36eaac-bb2e-49bb-bb78-21c41c499900.local \
+             52719 typ host generation 0\r\n",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    viewer.next_frame(Duration::from_secs(5)).await;
+    viewer.delete(&base).await;
+    viewer.close().await;
+    daemon.shutdown().await;
+}
