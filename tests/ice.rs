@@ -26,10 +26,7 @@ async fn the_stream_survives_an_ice_restart() {
     // The viewer restarts ICE: new credentials and candidates go to the session by PATCH.
     let offer = viewer
         .peer
-        .create_offer(Some(RTCOfferOptions {
-            ice_restart: true,
-            ..Default::default()
-        }))
+        .create_offer(Some(RTCOfferOptions { ice_restart: true }))
         .await
         .unwrap();
     viewer.peer.set_local_description(offer).await.unwrap();
