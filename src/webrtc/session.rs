@@ -61,6 +61,8 @@ pub struct ViewerStats {
     first_frame_after: Mutex<Option<Duration>>,
     /// Loss fraction (0..=255 of 256) and jitter (RTP units) from the last receiver report.
     last_report: Mutex<Option<(u8, u32)>>,
+    /// The ICE candidate pair in use, e.g. `host -> prflx (udp)`.
+    candidate_pair: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +82,8 @@ pub struct ViewerStatus {
     pub jitter_ms: Option<f64>,
     pub video: bool,
     pub audio: bool,
+    /// Local and remote candidate types of the ICE pair in use (host, srflx, prflx, relay).
+    pub candidate_pair: Option<String>,
     pub audio_packets_sent: u64,
     pub audio_packets_dropped: u64,
 }
@@ -105,6 +109,7 @@ pub struct ViewerSession {
 struct Outbound {
     track: Arc<TrackLocalStaticRTP>,
     rewriter: RtpRewriter,
+    sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
 }
 
 /// What the session's task needs besides the shared part.
@@ -350,6 +355,7 @@ impl ViewerSession {
             jitter_ms: report.map(|(_, jitter)| jitter as f64 / 90.0),
             video: self.has_video,
             audio: self.has_audio,
+            candidate_pair: stats.candidate_pair.lock().unwrap().clone(),
             audio_packets_sent: stats.audio_packets_sent.load(Ordering::Relaxed),
             audio_packets_dropped: stats
                 .audio_dropped
@@ -397,6 +403,11 @@ impl ViewerSession {
                                 connected = true;
                                 tracing::info!(viewer = %self.id, remote = ?self.remote, "viewer connected");
                                 frames = stream.video.is_some().then(|| self.join_video(&hubs.video));
+                                if let Some(out) = stream.video.as_ref().or(stream.audio.as_ref()) {
+                                    let pair = selected_pair(&out.sender).await;
+                                    tracing::info!(viewer = %self.id, pair = pair.as_deref().unwrap_or("?"), "ICE pair");
+                                    *self.stats.candidate_pair.lock().unwrap() = pair;
+                                }
                                 sound = stream.audio.is_some().then(|| {
                                     let queue = hubs.audio.subscribe();
                                     *self.stats.audio_dropped.lock().unwrap() = Some(queue.dropped());
@@ -572,6 +583,7 @@ impl PendingTrack {
             .map(|codec| codec.payload_type)
             .ok_or(SessionError::NoCodec)?;
         Ok(Outbound {
+            sender: self.sender,
             track: self.track,
             rewriter: RtpRewriter::new(
                 self.ssrc,
@@ -581,4 +593,16 @@ impl PendingTrack {
             ),
         })
     }
+}
+
+/// `local -> remote (protocol)` candidate types of the pair ICE selected.
+async fn selected_pair(sender: &Arc<dyn webrtc::rtp_transceiver::RtpSender>) -> Option<String> {
+    let dtls = sender.transport().await.ok()??;
+    let pair = dtls.ice_transport().get_selected_candidate_pair().await.ok()??;
+    Some(format!(
+        "{} -> {} ({})",
+        pair.local().typ,
+        pair.remote().typ,
+        pair.local().protocol
+    ))
 }
