@@ -11,7 +11,7 @@ packages=(
   gstreamer1.0-alsa fonts-dejavu-core
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium python3-venv)
+  packages+=(chromium python3-venv coturn iptables iproute2)
   # Node may already come from elsewhere than Debian (e.g. NodeSource); use it if so.
   command -v npm >/dev/null || packages+=(nodejs npm)
 fi
@@ -40,10 +40,10 @@ fi
 
 if [[ "${1:-}" == "--test" ]]; then
   (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund)
-  # Python test tools (schemathesis) in a virtualenv of their own, pinned.
+  # Python test tools (schemathesis, aiortc) in a virtualenv of their own, pinned.
   venv="$(dirname "$0")/../target/test-venv"
-  if [[ ! -x "$venv/bin/schemathesis" ]]; then
+  if [[ ! -x "$venv/bin/schemathesis" ]] || ! "$venv/bin/python" -c "import aiortc" 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/api/requirements.txt"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/requirements.txt"
   fi
 fi

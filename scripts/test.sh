@@ -8,3 +8,9 @@ cargo build --release --locked
 cargo test --release --locked -- --test-threads=2
 (cd tests/browser && FIELDCAST_BIN="$PWD/../../target/release/fieldcast" npm test)
 PATH="$PWD/target/test-venv/bin:$PATH" tests/api/schemathesis.sh 40
+# Viewers behind real NATs (network namespaces, iptables, coturn): needs root.
+if [[ $(id -u) -eq 0 ]]; then
+  NAT_PYTHON="$PWD/target/test-venv/bin/python" python3 tests/nat/run.py
+else
+  echo "SKIPPED: tests/nat/run.py needs root for network namespaces"
+fi

@@ -163,7 +163,7 @@ impl ViewerSession {
         let peer = build_peer(settings, Arc::new(EventForwarder(events_tx)))
             .await
             .map_err(|e| SessionError::Setup(e.to_string()))?;
-        let result = Self::answer(&peer, offer, wanted, &mut events).await;
+        let result = Self::answer(&peer, settings, offer, wanted, &mut events).await;
         let (video, audio, answer) = match result {
             Ok(parts) => parts,
             Err(e) => {
@@ -195,6 +195,7 @@ impl ViewerSession {
 
     async fn answer(
         peer: &Arc<dyn PeerConnection>,
+        settings: &PeerSettings,
         offer: String,
         wanted: &OfferSummary,
         events: &mut watch::Receiver<PeerEvents>,
@@ -225,16 +226,37 @@ impl ViewerSession {
             Some(pending) => Some(pending.negotiated().await?),
             None => None,
         };
-        // Non-trickle answer: every host candidate is in it, which is what WHEP players expect.
+        // Non-trickle answer (WHEP has no way to trickle ours): it must hold every candidate,
+        // including the server-reflexive and relayed ones that STUN and TURN bring later.
         let _ = tokio::time::timeout(
             GATHER_TIMEOUT,
             events.wait_for(|events| events.gathering_complete),
         )
         .await;
-        let answer = peer
-            .local_description()
-            .await
-            .ok_or_else(|| SessionError::Negotiation("no local description".to_owned()))?;
+        let wanted = expected_candidate_types(settings);
+        let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
+        let answer = loop {
+            let answer = peer
+                .local_description()
+                .await
+                .ok_or_else(|| SessionError::Negotiation("no local description".to_owned()))?;
+            let missing: Vec<&str> = wanted
+                .iter()
+                .copied()
+                .filter(|typ| !answer.sdp.contains(&format!(" typ {typ}")))
+                .collect();
+            if missing.is_empty() || tokio::time::Instant::now() >= deadline {
+                if !missing.is_empty() {
+                    tracing::warn!(
+                        "answering without {} candidates: STUN/TURN did not answer within {} s",
+                        missing.join(" or "),
+                        GATHER_TIMEOUT.as_secs()
+                    );
+                }
+                break answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
         Ok((video, audio, answer.sdp))
     }
 
@@ -598,11 +620,29 @@ impl PendingTrack {
 /// `local -> remote (protocol)` candidate types of the pair ICE selected.
 async fn selected_pair(sender: &Arc<dyn webrtc::rtp_transceiver::RtpSender>) -> Option<String> {
     let dtls = sender.transport().await.ok()??;
-    let pair = dtls.ice_transport().get_selected_candidate_pair().await.ok()??;
+    let pair = dtls
+        .ice_transport()
+        .get_selected_candidate_pair()
+        .await
+        .ok()??;
     Some(format!(
         "{} -> {} ({})",
         pair.local().typ,
         pair.remote().typ,
         pair.local().protocol
     ))
+}
+
+/// Candidate types the answer should carry given the ICE servers: srflx for STUN, relay for
+/// TURN over UDP (the only TURN transport the server side uses).
+fn expected_candidate_types(settings: &PeerSettings) -> Vec<&'static str> {
+    let urls = || settings.ice_servers.iter().flat_map(|s| s.urls.iter());
+    let mut types = Vec::new();
+    if urls().any(|u| u.starts_with("stun:")) && !settings.relay_only {
+        types.push("srflx");
+    }
+    if urls().any(|u| u.starts_with("turn:") && !u.contains("transport=tcp")) {
+        types.push("relay");
+    }
+    types
 }
