@@ -3,9 +3,11 @@
 
 use crate::config::Config;
 use crate::media::{pipeline, presets};
+use crate::webrtc::api::{PeerSettings, build_peer};
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -86,6 +88,120 @@ pub fn run(config: &Config, file: Option<&Path>) -> Vec<Finding> {
         findings.push(match bound {
             Ok(_) => finding(true, "media", format!("UDP {addr} can be bound")),
             Err(e) => finding(false, "media", format!("cannot bind UDP {addr}: {e}")),
+        });
+    }
+    findings
+}
+
+/// No events needed: the probe reads its candidates from the local description.
+struct Quiet;
+
+#[async_trait::async_trait]
+impl webrtc::peer_connection::PeerConnectionEventHandler for Quiet {}
+
+/// `fieldcast check --ice`: asks the configured STUN and TURN servers for this device's
+/// public address and a relay, as a viewer's connection would, and says what came back.
+pub async fn ice(settings: &PeerSettings) -> Vec<Finding> {
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+    use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+    if settings.ice_servers.is_empty() {
+        return vec![finding(
+            true,
+            "ice",
+            "no STUN or TURN server configured: viewers on this network only",
+        )];
+    }
+    let settings = settings.for_viewer(std::time::SystemTime::now());
+    let peer = match build_peer(&settings, Arc::new(Quiet)).await {
+        Ok(peer) => peer,
+        Err(e) => return vec![finding(false, "ice", format!("cannot set up WebRTC: {e}"))],
+    };
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Recvonly,
+        ..Default::default()
+    };
+    let offered = async {
+        peer.add_transceiver_from_kind(RtpCodecKind::Video, Some(init))
+            .await?;
+        let offer = peer.create_offer(None).await?;
+        peer.set_local_description(offer).await
+    };
+    if let Err(e) = offered.await {
+        return vec![finding(
+            false,
+            "ice",
+            format!("cannot gather candidates: {e}"),
+        )];
+    }
+    let urls: Vec<&str> = settings
+        .ice_servers
+        .iter()
+        .flat_map(|s| s.urls.iter())
+        .map(String::as_str)
+        .collect();
+    let want_srflx = urls.iter().any(|u| u.starts_with("stun:"));
+    let want_relay = urls
+        .iter()
+        .any(|u| u.starts_with("turn:") && !u.contains("transport=tcp"));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut candidates = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        if let Some(local) = peer.local_description().await {
+            candidates = local
+                .sdp
+                .lines()
+                .filter_map(|l| l.trim_end().strip_prefix("a=candidate:"))
+                .map(str::to_owned)
+                .collect();
+        }
+        let has = |typ: &str| {
+            candidates
+                .iter()
+                .any(|c| c.contains(&format!(" typ {typ}")))
+        };
+        if (!want_srflx || has("srflx")) && (!want_relay || has("relay")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), peer.close()).await;
+    let addresses = |typ: &str| -> Vec<String> {
+        let mut found: Vec<String> = candidates
+            .iter()
+            .filter(|c| c.contains(&format!(" typ {typ}")))
+            .filter_map(|c| {
+                let fields: Vec<&str> = c.split_whitespace().collect();
+                Some(format!("{}:{}", fields.get(4)?, fields.get(5)?))
+            })
+            .collect();
+        found.dedup();
+        found
+    };
+    let mut findings = Vec::new();
+    if want_srflx {
+        let public = addresses("srflx");
+        findings.push(match public.is_empty() {
+            false => finding(
+                true,
+                "stun",
+                format!("public address {}", public.join(", ")),
+            ),
+            true => finding(false, "stun", "no STUN server answered within 5 s"),
+        });
+    }
+    if want_relay {
+        let relays = addresses("relay");
+        findings.push(match relays.is_empty() {
+            false => finding(
+                true,
+                "turn",
+                format!("relay allocated at {}", relays.join(", ")),
+            ),
+            true => finding(
+                false,
+                "turn",
+                "no relay was allocated within 5 s (address, credentials?)",
+            ),
         });
     }
     findings

@@ -15,6 +15,7 @@ Examples:
   fieldcast run --pipeline usb-mjpeg --video-bitrate 1500
   fieldcast run --pipeline 'videotestsrc is-live=true ! {encoder} ! h264parse ! rtph264pay ! appsink name=video'
   fieldcast check                             is everything ready? (exit status 1 if not)
+  fieldcast check --ice                       ... and what do the STUN/TURN servers say?
   fieldcast devices                           cameras, microphones and encoders here
 
 Settings come from /etc/fieldcast/fieldcast.toml (or --config), then FIELDCAST_* variables,
@@ -38,9 +39,18 @@ enum Command {
     /// Stream to viewers (the default).
     Run(Flags),
     /// Check the configuration, the pipeline, the camera and the ports, without streaming.
-    Check(Flags),
+    Check(CheckArgs),
     /// List cameras, microphones and H.264 encoders.
     Devices,
+}
+
+#[derive(Args, Clone)]
+struct CheckArgs {
+    /// Also ask the STUN and TURN servers for this device's public address and a relay.
+    #[arg(long)]
+    ice: bool,
+    #[command(flatten)]
+    flags: Flags,
 }
 
 #[derive(Args, Clone, Default)]
@@ -215,7 +225,8 @@ async fn run(file: Option<PathBuf>, flags: Flags) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn check(file: Option<PathBuf>, flags: Flags) -> ExitCode {
+async fn check(file: Option<PathBuf>, args: CheckArgs) -> ExitCode {
+    let flags = args.flags;
     let (config, path) = match load_config(file, flags) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -223,7 +234,10 @@ fn check(file: Option<PathBuf>, flags: Flags) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let findings = fieldcast::check::run(&config, path.as_deref());
+    let mut findings = fieldcast::check::run(&config, path.as_deref());
+    if args.ice {
+        findings.extend(fieldcast::check::ice(&config.peer).await);
+    }
     for finding in &findings {
         println!("{finding}");
     }
@@ -245,7 +259,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Some(Command::Run(flags)) => run(cli.config, flags).await,
         None => run(cli.config, cli.flags).await,
-        Some(Command::Check(flags)) => check(cli.config, flags),
+        Some(Command::Check(args)) => check(cli.config, args).await,
         Some(Command::Devices) => match fieldcast::media::inventory::report() {
             Ok(report) => {
                 print!("{report}");

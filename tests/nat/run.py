@@ -13,6 +13,8 @@ Run by default (all pass):
   symmetric-relay-chromium both behind symmetric NATs, only HTTP forwarded,
                            device relay-only, TURN REST credentials     -> relay (Chromium)
   no-udp-chromium          UDP blocked for the viewer                   -> ICE-TCP (Chromium)
+  check-ice                `fieldcast check --ice` behind a NAT finds its public address
+                           (STUN) and a relay (TURN, REST credentials)
 
 Known to fail, kept runnable by name:
   symmetric, symmetric-chromium  both behind symmetric NATs with the default policy: aiortc
@@ -275,6 +277,34 @@ def no_udp(browser):
     return case
 
 
+
+
+def judge(outcome, tmp):
+    """(passed, one-line summary) for a case's outcome: a viewer's report and a check on
+    the pairs, or an already decided (passed, summary)."""
+    first, second = outcome
+    if isinstance(first, bool):
+        return first, second
+    viewer, check = first, second
+    pairs = device_pairs(tmp)
+    (Path(tmp) / "viewer.json").write_text(json.dumps(viewer, indent=1))
+    ok = viewer["frames"] >= 30 and viewer["pair"] is not None and check(viewer["pair"], pairs)
+    return ok, (f"frames={viewer['frames']} first_frame_ms={viewer['first_frame_ms']} "
+                f"viewer_pair={viewer['pair']} device_pair={pairs}")
+
+
+def case_check_ice(net, tmp):
+    """`fieldcast check --ice` behind a NAT finds its public address and a relay."""
+    internet(net, device_behind_nat=True, viewer_symmetric=False)
+    start_turn(net, "turn", tmp)
+    result = sh(BINARY, "check", "--ice", "--config", config(tmp), ns="dev", check=False)
+    out = result.stdout
+    ok = ("ok   stun      public address 203.0.113.1:" in out
+          and f"ok   turn      relay allocated at {TURN_IP}:" in out)
+    lines = [l for l in out.splitlines() if l.startswith(("ok   stun", "ok   turn", "FAIL"))]
+    return ok, " | ".join(lines) or out[-500:]
+
+
 CASES = {
     "lan": case_lan,
     "nat": case_nat,
@@ -285,10 +315,11 @@ CASES = {
     "relay": case_relay,
     "no-udp": no_udp(browser=False),
     "no-udp-chromium": no_udp(browser=True),
+    "check-ice": case_check_ice,
 }
 
 
-DEFAULT = ["lan", "nat", "relay", "symmetric-relay-chromium", "no-udp-chromium"]
+DEFAULT = ["lan", "nat", "relay", "symmetric-relay-chromium", "no-udp-chromium", "check-ice"]
 
 
 def main():
@@ -308,13 +339,8 @@ def main():
         keep = False
         started = time.monotonic()
         try:
-            viewer, check = CASES[name](net, tmp)
-            pairs = device_pairs(tmp)
-            ok = viewer["frames"] >= 30 and viewer["pair"] is not None and check(viewer["pair"], pairs)
-            verdict = "ok  " if ok else "FAIL"
-            (Path(tmp) / "viewer.json").write_text(json.dumps(viewer, indent=1))
-            print(f"{verdict} {name:<10} frames={viewer['frames']} first_frame_ms={viewer['first_frame_ms']} "
-                  f"viewer_pair={viewer['pair']} device_pair={pairs} ({time.monotonic() - started:.1f} s)")
+            ok, summary = judge(CASES[name](net, tmp), tmp)
+            print(f"{'ok  ' if ok else 'FAIL'} {name:<10} {summary} ({time.monotonic() - started:.1f} s)")
             if not ok:
                 failures += 1
                 keep = True
