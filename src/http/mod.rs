@@ -64,9 +64,7 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("accept-post"),
         ]);
     Router::new()
-        .route("/", get(viewer::index))
-        .route("/viewer.js", get(viewer::script))
-        .route("/viewer.css", get(viewer::stylesheet))
+        .merge(viewer::routes())
         .route("/share.svg", get(share::qr_svg))
         .route("/whep", post(whep::create))
         .route(

@@ -1,6 +1,8 @@
 // Starts a real fieldcast binary on loopback and a headless Debian Chromium to watch it.
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -34,12 +36,22 @@ export async function waitFor(what, timeoutMs, probe) {
   throw new Error(`${what} did not happen within ${timeoutMs} ms (last: ${last})`);
 }
 
-export async function startFieldcast() {
-  const port = await freePort();
+/**
+ * Starts fieldcast on loopback. `port` reuses an address (to restart a daemon in place),
+ * `args` adds flags, `config` is TOML written to a file given with --config.
+ */
+export async function startFieldcast({ port, args = [], config } = {}) {
+  port = port || (await freePort());
   const base = `http://127.0.0.1:${port}`;
+  const extra = [...args];
+  if (config) {
+    const dir = mkdtempSync(join(tmpdir(), "fieldcast-browser-"));
+    writeFileSync(join(dir, "fieldcast.toml"), config);
+    extra.push("--config", join(dir, "fieldcast.toml"));
+  }
   const child = spawn(
     binary,
-    ["run", "--listen", `127.0.0.1:${port}`, "--pipeline", "test", "--rtc-addr", "127.0.0.1:0"],
+    ["run", "--listen", `127.0.0.1:${port}`, "--pipeline", "test", "--rtc-addr", "127.0.0.1:0", ...extra],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FIELDCAST_LOG: "info" } },
   );
   let log = "";
@@ -53,6 +65,7 @@ export async function startFieldcast() {
   }
   return {
     base,
+    port,
     log: () => log,
     status: async () => (await fetch(`${base}/api/status`)).json(),
     stop: async () => {
@@ -120,4 +133,41 @@ export async function inboundCodec(page) {
     });
     return codecId ? stats.get(codecId).mimeType : null;
   });
+}
+
+// Waits until the page says it is live and its <video> has a frame to show.
+export async function waitLive(page, timeoutMs = 10000) {
+  await waitFor("the page showing its first frame and saying live", timeoutMs, () =>
+    page.evaluate(
+      () => window.fieldcast?.state === "live" && document.querySelector("video").readyState >= 2,
+    ),
+  );
+}
+
+// Luminance variance of the current picture, drawn small onto a canvas: near 0 when uniform.
+export async function pictureVariance(page) {
+  return page.evaluate(() => {
+    const video = document.querySelector("video");
+    const canvas = document.createElement("canvas");
+    canvas.width = 160;
+    canvas.height = 90;
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(video, 0, 0, canvas.width, canvas.height);
+    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+    let sum = 0;
+    let squares = 0;
+    const n = data.length / 4;
+    for (let i = 0; i < data.length; i += 4) {
+      const y = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+      sum += y;
+      squares += y * y;
+    }
+    const mean = sum / n;
+    return squares / n - mean * mean;
+  });
+}
+
+// The text the page shows for its connection state.
+export async function stateWords(page) {
+  return page.evaluate(() => document.getElementById("state").textContent);
 }
