@@ -32,7 +32,8 @@ const view = {
   state: "connecting",
   pc: null,
   sessionUrl: null,
-  firstFrameMs: null,
+  firstFrameMs: null, // since navigation started
+  offerToFirstFrameMs: null, // since the first WHEP POST was sent
   reconnects: 0,
   summary: null,
   healthy: null,
@@ -106,6 +107,7 @@ async function connect() {
   pc.onconnectionstatechange = () => connectionChanged(mine);
 
   await pc.setLocalDescription(await pc.createOffer());
+  mine.offeredAt = performance.now();
   const answer = await session.offer(pc.localDescription.sdp);
   if (current !== mine) {
     session.close();
@@ -124,7 +126,10 @@ function watchFirstFrame(mine) {
     if (current !== mine || mine.sawFrame) return;
     mine.sawFrame = true;
     mine.progressAt = performance.now();
-    if (view.firstFrameMs === null) view.firstFrameMs = performance.now();
+    if (view.firstFrameMs === null) {
+      view.firstFrameMs = performance.now();
+      view.offerToFirstFrameMs = view.firstFrameMs - mine.offeredAt;
+    }
     attempt = 0;
     setState("live");
     refreshStatus(); // The count now includes this viewer.
