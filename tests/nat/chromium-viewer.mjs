@@ -1,6 +1,7 @@
-// Headless Chromium as a WHEP viewer inside a network namespace: discovers the ICE servers
-// from OPTIONS /whep (Link headers), joins, counts decoded frames, and prints the ICE pair
-// it used as JSON. Run by tests/nat/run.py with NAT_CHROMIUM=1.
+// Headless Chromium opening fieldcast's own viewer page inside a network namespace: the page
+// discovers the ICE servers (OPTIONS /whep, Link headers), trickles its candidates with
+// PATCH and plays. Counts decoded frames, and prints the ICE pair it used as JSON.
+// Run by tests/nat/run.py.
 import { chromium } from "../browser/node_modules/playwright-core/index.mjs";
 
 const base = process.argv[2];
@@ -16,63 +17,40 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage();
-  await page.goto(base + "/healthz");
+  await page.goto(base + "/");
   const result = await page.evaluate(async ({ wanted }) => {
-    const links = (await fetch("/whep", { method: "OPTIONS" })).headers.get("link") || "";
-    const iceServers = [...links.matchAll(/<([^>]+)>\s*;\s*rel="ice-server"([^,]*)/g)].map((m) => {
-      const param = (name) => (m[2].match(new RegExp(`${name}="([^"]*)"`)) || [])[1];
-      return { urls: m[1], username: param("username"), credential: param("credential") };
-    });
-    const pc = new RTCPeerConnection({ iceServers });
-    pc.addTransceiver("video", { direction: "recvonly" });
-    const video = document.createElement("video");
-    video.muted = true;
-    document.body.append(video);
-    pc.ontrack = (event) => { video.srcObject = new MediaStream([event.track]); video.play(); };
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === "complete") return resolve();
-      pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && resolve();
-      setTimeout(resolve, 5000);
-    });
-    const posted = performance.now();
-    const response = await fetch("/whep", {
-      method: "POST", headers: { "content-type": "application/sdp" }, body: pc.localDescription.sdp,
-    });
-    const session = response.headers.get("location");
-    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
-    // Decoded frames as WebRTC counts them (a headless page may not paint every frame).
-    const decoded = async () => {
-      let n = 0;
-      (await pc.getStats()).forEach((s) => {
-        if (s.type === "inbound-rtp" && s.kind === "video") n = s.framesDecoded || 0;
+    const started = performance.now();
+    const deadline = started + 25000;
+    const stats = async () => {
+      const pc = window.fieldcast?.pc;
+      if (!pc) return { frames: 0, pair: null };
+      const report = await pc.getStats();
+      let frames = 0;
+      let pair = null;
+      report.forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded || 0;
+        if (s.type === "transport" && s.selectedCandidatePairId) {
+          const p = report.get(s.selectedCandidatePairId);
+          const local = report.get(p.localCandidateId);
+          const remote = report.get(p.remoteCandidateId);
+          pair = [local.candidateType, remote.candidateType, local.relayProtocol || local.protocol];
+        }
       });
-      return n;
+      return { frames, pair };
     };
-    let frames = 0;
-    let firstFrame = null;
-    const deadline = performance.now() + 20000;
-    while (frames < wanted && performance.now() < deadline) {
+    let now = { frames: 0, pair: null };
+    while (now.frames < wanted && performance.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
-      frames = await decoded();
-      if (frames > 0) firstFrame ??= performance.now();
+      now = await stats();
     }
-    let pair = null;
-    (await pc.getStats()).forEach((s, _, all) => {
-      if (s.type === "transport" && s.selectedCandidatePairId) {
-        const p = all.get(s.selectedCandidatePairId);
-        const local = all.get(p.localCandidateId);
-        const remote = all.get(p.remoteCandidateId);
-        pair = [local.candidateType, remote.candidateType, local.relayProtocol || local.protocol];
-      }
-    });
-    if (session) await fetch(session, { method: "DELETE" });
-    pc.close();
+    const links = (await fetch("/whep", { method: "OPTIONS" })).headers.get("link") || "";
     return {
-      ice_servers: iceServers.map((s) => s.urls),
-      frames,
-      first_frame_ms: firstFrame === null ? null : Math.round(firstFrame - posted),
-      pair,
+      ice_servers: [...links.matchAll(/<([^>]+)>/g)].map((m) => m[1]),
+      frames: now.frames,
+      first_frame_ms: window.fieldcast.offerToFirstFrameMs === null ? null : Math.round(window.fieldcast.offerToFirstFrameMs),
+      pair: now.pair,
+      page_state: window.fieldcast.state,
+      reconnects: window.fieldcast.reconnects,
     };
   }, { wanted });
   console.log(JSON.stringify(result));

@@ -18,8 +18,11 @@ Run by default (all pass):
 
 Known to fail, kept runnable by name:
   symmetric, symmetric-chromium  both behind symmetric NATs with the default policy: aiortc
-                           never connects; Chromium connects on an asymmetric pair and media
-                           stops after the first frame.
+                           never connects; Chromium connects on an asymmetric pair (device:
+                           host -> viewer's relay; viewer: prflx -> device's relay), gets the
+                           first frame, then the device's side goes disconnected after 5 s
+                           (its ICE agent logs "unhandled STUN packet" as the viewer's checks
+                           arrive through its relay); the page reconnects and the same happens.
   symmetric-relay, no-udp  aiortc behind symmetric NAT / without UDP does not connect.
 
 Usage: sudo tests/nat/run.py [CASE ...]   (FIELDCAST_BIN to pick the binary)
