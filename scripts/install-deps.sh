@@ -11,7 +11,7 @@ packages=(
   gstreamer1.0-alsa fonts-dejavu-core
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium python3-venv coturn iptables iproute2)
+  packages+=(chromium firefox-esr python3-venv coturn iptables iproute2)
   # Node may already come from elsewhere than Debian (e.g. NodeSource); use it if so.
   command -v npm >/dev/null || packages+=(nodejs npm)
 fi
@@ -45,5 +45,11 @@ if [[ "${1:-}" == "--test" ]]; then
   if [[ ! -x "$venv/bin/schemathesis" ]] || ! "$venv/bin/python" -c "import aiortc" 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/requirements.txt"
+  fi
+  # marionette_driver, to drive Firefox, in its own (its pins differ from the tools above).
+  venv="$(dirname "$0")/../target/firefox-venv"
+  if ! "$venv/bin/python" -c "import marionette_driver" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/browser/firefox-requirements.txt"
   fi
 fi

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked
 cargo test --release --locked -- --test-threads=2
 (cd tests/browser && FIELDCAST_BIN="$PWD/../../target/release/fieldcast" npm test)
+# Firefox as a second engine: what it offers without OpenH264, and that it plays with it.
+target/firefox-venv/bin/python tests/browser/firefox_plays.py
 PATH="$PWD/target/test-venv/bin:$PATH" tests/api/schemathesis.sh 40
 # Viewers behind real NATs (network namespaces, iptables, coturn): needs root.
 if [[ $(id -u) -eq 0 ]]; then

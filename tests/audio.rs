@@ -118,6 +118,12 @@ async fn audio_none_streams_video_only() {
 
     // Offering both gets the picture; the sound section is declined.
     let mut viewer = WhepViewer::connect_with(&base, BOTH).await;
+    let answer = viewer.peer.remote_description().await.unwrap().sdp;
+    let sound_section = answer.split("m=audio").nth(1).expect("an audio section");
+    assert!(
+        sound_section.contains("a=inactive"),
+        "the sound section promises nothing: {sound_section}"
+    );
     viewer.next_frame(Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(

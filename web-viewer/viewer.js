@@ -24,8 +24,8 @@ const STATUS_EVERY_MS = 5000;
 
 const NO_H264 =
   "This browser cannot decode H.264 video, which this stream uses. " +
-  "Firefox plays it once its OpenH264 plugin is installed (Add-ons and themes → Plugins); " +
-  "Chrome, Edge and Safari play it as they are.";
+  "Firefox fetches its OpenH264 plugin by itself once it is online (see Add-ons and themes → " +
+  "Plugins, then reload); offline, or with that plugin turned off, use Chrome, Edge or Safari.";
 
 // What the page knows; also exposed for tests and for curious people in the console.
 const view = {
@@ -176,7 +176,9 @@ async function start() {
     if (error instanceof WhepError && !error.retryable) {
       teardown();
       const hint = error.status === 401 || error.status === 403 ? " Ask for a new link." : "";
-      setState("unplayable", `${error.message}.${hint}`);
+      // The browser listed H.264 but offered it in a form the server cannot send.
+      const why = /H\.264/.test(error.message) ? `${NO_H264} (${error.message})` : `${error.message}.${hint}`;
+      setState("unplayable", why);
       return;
     }
     reconnect(error);

@@ -26,6 +26,7 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
     RTCPeerConnectionState, RTCSessionDescription,
 };
+use webrtc::rtp_transceiver::RTCRtpTransceiverDirection;
 
 /// A viewer that has not connected by then is given up and forgotten.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -214,6 +215,16 @@ impl ViewerSession {
         peer.set_remote_description(offer)
             .await
             .map_err(negotiation)?;
+        // A section we have nothing for (sound when the stream has none) is answered
+        // inactive, not with a promise of media that never comes.
+        for transceiver in peer.get_transceivers().await {
+            if matches!(transceiver.sender().await, Ok(None)) {
+                transceiver
+                    .set_direction(RTCRtpTransceiverDirection::Inactive)
+                    .await
+                    .map_err(negotiation)?;
+            }
+        }
         let answer = peer.create_answer(None).await.map_err(negotiation)?;
         peer.set_local_description(answer)
             .await

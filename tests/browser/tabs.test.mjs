@@ -23,6 +23,10 @@ test("five tabs all play; closing them brings the viewer count back to 0", async
   const frames = await Promise.all(pages.map((page) => countFrames(page, 2000)));
   console.log(`# frames in 2 s per tab: ${frames.join(", ")}`);
   frames.forEach((n, i) => assert.ok(n >= 30, `tab ${i + 1} decoded only ${n} frames in 2 s`));
+  // This daemon has no sound: nothing invites a tap for it.
+  assert.equal(await pages[0].locator("#sound").textContent(), "No sound");
+  assert.equal(await pages[0].locator("#sound").isDisabled(), true);
+  assert.equal(await pages[0].locator("#unmute").isVisible(), false, "no 'Tap for sound' without sound");
   await waitFor("status showing 5 viewers", 5000, async () => (await fieldcast.status()).viewer_count === 5);
   await waitFor("every tab showing 5 watching", 8000, async () => {
     const counts = await Promise.all(pages.map((p) => p.locator("#viewers").textContent()));
