@@ -15,6 +15,7 @@ Run by default (all pass):
   no-udp-chromium          UDP blocked for the viewer                   -> ICE-TCP (Chromium)
   check-ice                `fieldcast check --ice` behind a NAT finds its public address
                            (STUN) and a relay (TURN, REST credentials)
+  join-rate                a LAN address POSTing more than 30 offers a minute gets 429
 
 Known to fail, kept runnable by name:
   symmetric, symmetric-chromium  both behind symmetric NATs with the default policy: aiortc
@@ -308,8 +309,28 @@ def case_check_ice(net, tmp):
     return ok, " | ".join(lines) or out[-500:]
 
 
+def case_join_rate(net, tmp):
+    """A viewer on the LAN (not loopback, which is exempt) that POSTs offers faster than
+    joins_per_minute_per_ip (30) is answered 429 with Retry-After; the device stays healthy."""
+    lan(net)
+    start_device(net, "dev", tmp)
+    codes = []
+    for _ in range(32):
+        result = sh("curl", "-s", "-o", "/dev/null", "-D", "-", "-w", "%{http_code}", "-X", "POST",
+                    "-H", "content-type: application/sdp", "--data-binary", "v=0",
+                    "http://10.1.0.2:8080/whep", ns="view", check=False)
+        codes.append(result.stdout.strip().splitlines()[-1])
+    last_headers = result.stdout.lower()
+    healthy = sh("curl", "-sf", "http://127.0.0.1:8080/healthz", ns="dev", check=False).returncode == 0
+    refused = codes.count("429")
+    ok = (codes[:30] == ["400"] * 30 and codes[30:] == ["429", "429"]
+          and "retry-after:" in last_headers and healthy)
+    return ok, f"400 x {codes.count('400')}, then 429 x {refused}; healthy after: {healthy}"
+
+
 CASES = {
     "lan": case_lan,
+    "join-rate": case_join_rate,
     "nat": case_nat,
     "symmetric": symmetric(browser=False),
     "symmetric-chromium": symmetric(browser=True),
@@ -322,7 +343,8 @@ CASES = {
 }
 
 
-DEFAULT = ["lan", "nat", "relay", "symmetric-relay-chromium", "no-udp-chromium", "check-ice"]
+DEFAULT = ["lan", "nat", "relay", "symmetric-relay-chromium", "no-udp-chromium", "check-ice",
+           "join-rate"]
 
 
 def main():
