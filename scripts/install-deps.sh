@@ -11,7 +11,7 @@ packages=(
   gstreamer1.0-alsa fonts-dejavu-core
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(chromium firefox-esr python3-venv coturn iptables iproute2)
+  packages+=(chromium firefox-esr python3-venv coturn iptables iproute2 systemd)
   # Node may already come from elsewhere than Debian (e.g. NodeSource); use it if so.
   command -v npm >/dev/null || packages+=(nodejs npm)
 fi
