@@ -1,0 +1,130 @@
+//! What the kernel says about a process and the machine: CPU time (utime + stime from
+//! /proc/PID/stat), resident memory (VmRSS), per-CPU busy time (/proc/stat) and UDP receive
+//! errors (/proc/net/snmp).
+
+use std::time::Instant;
+
+/// Clock ticks per second for /proc times (`getconf CLK_TCK`; 100 on every Linux we run on).
+pub fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of `pid`, in ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces and ends with ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// VmRSS of `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Busy and total ticks of each CPU.
+fn cpu_times() -> Vec<(u64, u64)> {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return Vec::new();
+    };
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let values: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let total: u64 = values.iter().take(8).sum();
+            // idle + iowait
+            let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+            (total - idle, total)
+        })
+        .collect()
+}
+
+/// UDP receive errors and buffer overflows so far, machine-wide.
+fn udp_errors() -> u64 {
+    let Ok(snmp) = std::fs::read_to_string("/proc/net/snmp") else {
+        return 0;
+    };
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .filter(|(name, _)| *name == "InErrors")
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum()
+}
+
+/// A reading at the start of a window.
+pub struct Sample {
+    at: Instant,
+    processes: Vec<Option<u64>>,
+    cpus: Vec<(u64, u64)>,
+    udp_errors: u64,
+}
+
+/// Over a window: CPU of each process (% of one core), busy % of each CPU, UDP errors.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WindowUsage {
+    pub seconds: f64,
+    pub process_cpu_pct: Vec<Option<f64>>,
+    pub machine_cpu_busy_pct: Vec<f64>,
+    pub udp_receive_errors: u64,
+}
+
+impl Sample {
+    pub fn take(pids: &[u32]) -> Sample {
+        Sample {
+            at: Instant::now(),
+            processes: pids.iter().map(|&pid| cpu_ticks(pid)).collect(),
+            cpus: cpu_times(),
+            udp_errors: udp_errors(),
+        }
+    }
+
+    pub fn until_now(&self, pids: &[u32], ticks_per_s: f64) -> WindowUsage {
+        let end = Sample::take(pids);
+        let seconds = end.at.duration_since(self.at).as_secs_f64();
+        WindowUsage {
+            seconds,
+            process_cpu_pct: self
+                .processes
+                .iter()
+                .zip(&end.processes)
+                .map(|(a, b)| {
+                    Some((b.as_ref()? - a.as_ref()?) as f64 / ticks_per_s / seconds * 100.0)
+                })
+                .collect(),
+            machine_cpu_busy_pct: self
+                .cpus
+                .iter()
+                .zip(&end.cpus)
+                .map(|((busy_a, total_a), (busy_b, total_b))| {
+                    (busy_b - busy_a) as f64 / ((total_b - total_a).max(1)) as f64 * 100.0
+                })
+                .collect(),
+            udp_receive_errors: end.udp_errors - self.udp_errors,
+        }
+    }
+}
