@@ -171,6 +171,20 @@ def markdown(data, others, plot, pinned):
             w(f"| {q['server']} | {q['joins']} | {q['failed']} | {fmt(t['p50'], 0)} | {fmt(t['p95'], 0)} | {fmt(t['max'], 0)} |")
         w("")
 
+    cycles = data.get("cycles", [])
+    if cycles:
+        w("## Join and leave\n")
+        w("Viewers join ten at a time, wait for their DTLS handshake and leave; RSS after a warm-up "
+          "batch, then after each tenth of the run, then 3 s after the last.\n")
+        w("| server | viewers | failed | seconds | connect p50 / p95 (ms) | RSS start → end (MiB) | growth per 1000 (MiB) | RSS along the way (MiB) |")
+        w("|---|---:|---:|---:|---:|---:|---:|---|")
+        for c in cycles:
+            t = c["connect_ms"]
+            trace = " ".join(fmt(v, 1) for v in c["rss_trace_mib"])
+            w(f"| {c['server']} | {c['viewers']} | {c['failed']} | {fmt(c['seconds'], 0)} | {fmt(t['p50'], 0)} / {fmt(t['p95'], 0)} | "
+              f"{fmt(c['rss_start_mib'], 1)} → {fmt(c['rss_end_mib'], 1)} | {fmt(c['growth_mib_per_1000'], 2)} | {trace} |")
+        w("")
+
     if others:
         w("## Run to run\n")
         w(f"The same measurement {len(others) + 1} times in a row; the tables above are run 1.\n")

@@ -142,12 +142,13 @@ def main():
     args = parser.parse_args()
 
     if args.quick:
-        settings = dict(viewers="1,5", window=3, settle=1, idle=2, pause=1, joins=3, join_timeout=10, runs=1)
+        settings = dict(viewers="1,5", window=3, settle=1, idle=2, pause=1, joins=3, join_timeout=10, runs=1, cycles=20)
         out_dir = args.out_dir or TARGET / "bench" / "quick"
         markdown = args.markdown or out_dir / "BENCHMARKS.md"
         plot = False
     else:
-        settings = dict(viewers="1,10,50,100,200", window=20, settle=3, idle=10, pause=3, joins=20, join_timeout=20, runs=2)
+        settings = dict(viewers="1,10,50,100,200", window=20, settle=3, idle=10, pause=3, joins=20, join_timeout=20, runs=2,
+                        cycles=1000)
         out_dir = args.out_dir or ROOT / "bench" / "results"
         markdown = args.markdown or ROOT / "BENCHMARKS.md"
         plot = not args.no_plot
@@ -188,6 +189,7 @@ def main():
         "--pause", str(settings["pause"]),
         "--join-timeout", str(settings["join_timeout"]),
         "--sequential-joins", str(settings["joins"]),
+        "--cycles", str(settings["cycles"]),
         "--work-dir", str(work),
     ]
     if no_janus:
@@ -199,6 +201,8 @@ def main():
     rounds = len(counts) * (1 if no_janus else 2)
     budget = 120 + rounds * (settings["join_timeout"] + settings["settle"] + settings["window"] + settings["pause"] + 15)
     budget += settings["joins"] * 4 * (1 if no_janus else 2)
+    # Join/leave cycles: batches of 10, each well under 5 s.
+    budget += (settings["cycles"] // 10 + 1) * 5 * (1 if no_janus else 2)
     results = []
     for index in range(settings["runs"]):
         # The first run is the one reported in full; the others show how much figures move.

@@ -6,6 +6,7 @@
 //! `cargo bench --bench load -- --stream target/bench/stream.rtp --viewers 1,10`
 //! (`--help` for the rest).
 
+mod cycles;
 mod feed;
 mod janus;
 mod peer;
@@ -62,6 +63,10 @@ struct Args {
     /// Joins one after another per server, for the time-to-first-frame distribution.
     #[arg(long, default_value_t = 20)]
     sequential_joins: usize,
+    /// Viewers that join (until DTLS is up) and leave, in batches, per server, to see
+    /// whether memory comes back; 0: not measured.
+    #[arg(long, default_value_t = 0)]
+    cycles: usize,
     /// Seconds between rounds, for the servers to release the last round's viewers.
     #[arg(long, default_value_t = 3.0)]
     pause: f64,
@@ -245,6 +250,32 @@ async fn run(args: Args) -> Result<(), String> {
         tokio::time::sleep(Duration::from_secs_f64(args.pause)).await;
     }
 
+    let mut cycles = Vec::new();
+    for (index, server) in servers.iter().enumerate() {
+        if args.cycles == 0 {
+            break;
+        }
+        let run = cycles::run(
+            server,
+            &feeder.clocks[index],
+            &http,
+            args.cycles,
+            !args.any_srtp_profile,
+        )
+        .await;
+        println!(
+            "{} join/leave cycles: {} viewers ({} failed) in {:.0} s; rss {:?} -> {:?} MiB",
+            server.kind.name(),
+            run.viewers,
+            run.failed,
+            run.seconds,
+            run.rss_start_mib,
+            run.rss_end_mib
+        );
+        cycles.push(run);
+        tokio::time::sleep(Duration::from_secs_f64(args.pause)).await;
+    }
+
     let mut results: Vec<RoundResult> = Vec::new();
     for &viewers in &args.viewers {
         for (index, server) in servers.iter_mut().enumerate() {
@@ -297,6 +328,7 @@ async fn run(args: Args) -> Result<(), String> {
         "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "idle": idle,
         "sequential_joins": sequential,
+        "cycles": cycles,
         "rounds": results,
     });
     if let Some(parent) = args.out.parent() {
