@@ -11,5 +11,6 @@ pub mod fanout;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod procfs;
 pub mod systemd;
 pub mod webrtc;

@@ -21,22 +21,8 @@ const TICKS_PER_SECOND: f64 = 100.0;
 
 /// User plus system CPU seconds, and resident bytes, of this process.
 pub fn process_usage() -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may contain spaces) start at state (field 3).
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let rss_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(((utime + stime) / TICKS_PER_SECOND, rss_kib * 1024))
+    let (ticks, rss_kib) = crate::procfs::usage("self")?;
+    Some((ticks as f64 / TICKS_PER_SECOND, rss_kib * 1024))
 }
 
 pub async fn render(state: &AppState) -> String {
