@@ -133,6 +133,7 @@ def main():
     parser.add_argument("--viewers", help="comma-separated viewer counts")
     parser.add_argument("--window", type=float, help="seconds measured per server and N")
     parser.add_argument("--sequential-joins", type=int, help="one-at-a-time joins for TTFF")
+    parser.add_argument("--cycles", type=int, help="join/leave cycles per server (full: 1000, quick: 20)")
     parser.add_argument("--runs", type=int, help="whole runs, one after another (full: 2, quick: 1)")
     parser.add_argument("--no-janus", action="store_true")
     parser.add_argument("--no-plot", action="store_true")
@@ -160,6 +161,8 @@ def main():
         settings["runs"] = args.runs
     if args.sequential_joins is not None:
         settings["joins"] = args.sequential_joins
+    if args.cycles is not None:
+        settings["cycles"] = args.cycles
     out_dir.mkdir(parents=True, exist_ok=True)
 
     if shutil.which("gst-launch-1.0") is None:

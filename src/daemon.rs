@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::fanout::audio::AudioHub;
 use crate::fanout::keyframe::KeyframeGate;
-use crate::fanout::{FanoutHub, Hubs, run_keyframe_requests};
+use crate::fanout::{FanoutHub, Hubs, JoinStart, run_keyframe_requests};
 use crate::http::access::Access;
 use crate::http::limits::Admission;
 use crate::http::serve::{ConnectionLimits, serve};
@@ -123,7 +123,15 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
     let http_listener = bind(config.listen).await?;
     let local_addr = http_listener.local_addr().unwrap_or(config.listen);
     let resolved = presets::resolve(&config.media)?;
-    let (hub, keyframe_events) = FanoutHub::new(config.viewer_queue_frames);
+    // Without an encoder of ours (RTP in, a camera that encodes itself) nothing can make a
+    // keyframe on request: new viewers start from the frames since the last one instead.
+    let join_start = if resolved.encoder.is_some() {
+        JoinStart::Keyframe
+    } else {
+        tracing::info!("no encoder to ask for keyframes: new viewers start on the cached GOP");
+        JoinStart::CachedGop
+    };
+    let (hub, keyframe_events) = FanoutHub::new(config.viewer_queue_frames, join_start);
     let audio_hub = AudioHub::new();
     let sinks = MediaSinks {
         video: video_sink(Arc::clone(&hub)),

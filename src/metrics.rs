@@ -107,6 +107,12 @@ pub async fn render(state: &AppState) -> String {
     );
     counter(
         &mut registry,
+        "replayed_joins",
+        "Viewers started on the frames since the last keyframe",
+        video.replayed_joins,
+    );
+    counter(
+        &mut registry,
         "pipeline_restarts",
         "Times the pipeline was rebuilt",
         pipeline.restarts,

@@ -3,12 +3,15 @@
 //! and the loss is counted against that viewer only.
 
 pub mod audio;
+pub mod gop;
 pub mod keyframe;
 pub mod rate;
 
 use crate::media::rtp::AccessUnit;
+use gop::GopCache;
 use keyframe::KeyframeGate;
 use rate::{RateMeter, Rates};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
@@ -27,6 +30,24 @@ pub type Frame = Arc<AccessUnit>;
 /// Frames a viewer may fall behind before it starts losing them: about half a second at
 /// 30 fps, beyond which a live picture is no longer live.
 pub const DEFAULT_VIEWER_QUEUE_FRAMES: usize = 16;
+
+/// How a new viewer gets its first picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinStart {
+    /// The encoder is asked for a keyframe and the viewer starts on it.
+    Keyframe,
+    /// The source cannot make keyframes on request: the viewer is sent the frames since the
+    /// last keyframe at once (see [`gop`]).
+    CachedGop,
+}
+
+/// A frame as one viewer receives it.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub frame: Frame,
+    /// For a replayed frame, the source timestamp to send it under instead of its own.
+    pub replay_timestamp: Option<u32>,
+}
 
 /// Upstream control: what the keyframe-request task hears about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,11 +85,14 @@ struct HubState {
     dropped_total: u64,
     rates: RateMeter,
     last_frame_at: Option<Instant>,
+    gop: GopCache,
+    replayed_joins: u64,
 }
 
 pub struct FanoutHub {
     state: Mutex<HubState>,
     queue_frames: usize,
+    join_start: JoinStart,
     keyframe_events: mpsc::UnboundedSender<KeyframeEvent>,
 }
 
@@ -81,15 +105,21 @@ pub struct HubStats {
     pub dropped_frames: u64,
     pub rates: Rates,
     pub last_frame_at: Option<Instant>,
+    /// Viewers that started on replayed frames rather than waiting for a keyframe.
+    pub replayed_joins: u64,
 }
 
 impl FanoutHub {
     /// The receiver carries upstream keyframe events; hand it to [`run_keyframe_requests`].
-    pub fn new(queue_frames: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<KeyframeEvent>) {
+    pub fn new(
+        queue_frames: usize,
+        join_start: JoinStart,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<KeyframeEvent>) {
         let (keyframe_events, rx) = mpsc::unbounded_channel();
         let hub = Arc::new(Self {
             state: Mutex::new(HubState::default()),
             queue_frames: queue_frames.max(1),
+            join_start,
             keyframe_events,
         });
         (hub, rx)
@@ -139,11 +169,15 @@ impl FanoutHub {
             }
         });
         state.dropped_total += newly_dropped;
+        if self.join_start == JoinStart::CachedGop {
+            state.gop.push(&frame);
+        }
         state.last_frame = Some(frame);
     }
 
-    /// A new viewer's queue. Its first frame is a keyframe: the latest frame if it is one,
-    /// otherwise the next, which is asked of the encoder now.
+    /// A new viewer's queue. Its first frame is a keyframe: the latest frame if it is one;
+    /// with a cached GOP, the GOP's keyframe and every frame since; otherwise the next
+    /// keyframe, which is asked of the encoder now.
     pub fn subscribe(self: &Arc<Self>) -> ViewerQueue {
         let (tx, rx) = mpsc::channel(self.queue_frames);
         let dropped = Arc::new(AtomicU64::new(0));
@@ -151,7 +185,12 @@ impl FanoutHub {
         let id = state.next_id;
         state.next_id += 1;
         let mut gate = Gate::Joining;
-        if let Some(last) = state.last_frame.as_ref().filter(|f| f.is_keyframe())
+        let mut replay = VecDeque::new();
+        if self.join_start == JoinStart::CachedGop && !state.gop.is_empty() {
+            replay = state.gop.replay().into();
+            state.replayed_joins += 1;
+            gate = Gate::Open;
+        } else if let Some(last) = state.last_frame.as_ref().filter(|f| f.is_keyframe())
             && tx.try_send(Arc::clone(last)).is_ok()
         {
             gate = Gate::Open;
@@ -168,10 +207,15 @@ impl FanoutHub {
         }
         ViewerQueue {
             id,
+            replay,
             rx,
             dropped,
             hub: Arc::downgrade(self),
         }
+    }
+
+    pub fn join_start(&self) -> JoinStart {
+        self.join_start
     }
 
     pub fn request_keyframe(&self) {
@@ -191,6 +235,7 @@ impl FanoutHub {
             dropped_frames: state.dropped_total,
             rates: state.rates.rates(now),
             last_frame_at: state.last_frame_at,
+            replayed_joins: state.replayed_joins,
         }
     }
 }
@@ -198,14 +243,26 @@ impl FanoutHub {
 /// One viewer's end of the hub. Dropping it leaves the hub.
 pub struct ViewerQueue {
     id: u64,
+    /// Frames to send before the live ones, with the timestamps to send them under.
+    replay: VecDeque<(Frame, u32)>,
     rx: mpsc::Receiver<Frame>,
     dropped: Arc<AtomicU64>,
     hub: Weak<FanoutHub>,
 }
 
 impl ViewerQueue {
-    pub async fn next_frame(&mut self) -> Option<Frame> {
-        self.rx.recv().await
+    pub async fn next_frame(&mut self) -> Option<Queued> {
+        if let Some((frame, timestamp)) = self.replay.pop_front() {
+            return Some(Queued {
+                frame,
+                replay_timestamp: Some(timestamp),
+            });
+        }
+        let frame = self.rx.recv().await?;
+        Some(Queued {
+            frame,
+            replay_timestamp: None,
+        })
     }
 
     /// Frames this viewer lost because it fell behind.
@@ -283,7 +340,11 @@ mod tests {
     }
 
     fn received(queue: &mut ViewerQueue) -> Vec<(u32, bool)> {
-        let mut out = Vec::new();
+        let mut out: Vec<(u32, bool)> = queue
+            .replay
+            .drain(..)
+            .map(|(f, _)| (f.rtp_timestamp, f.is_keyframe()))
+            .collect();
         while let Ok(f) = queue.rx.try_recv() {
             out.push((f.rtp_timestamp, f.is_keyframe()));
         }
@@ -292,7 +353,7 @@ mod tests {
 
     #[test]
     fn late_joiner_starts_on_keyframe() {
-        let (hub, mut events) = FanoutHub::new(8);
+        let (hub, mut events) = FanoutHub::new(8, JoinStart::Keyframe);
         hub.publish(frame(0, true));
         hub.publish(frame(1, false));
         assert!(matches!(events.try_recv(), Ok(KeyframeEvent::Produced(_))));
@@ -311,7 +372,7 @@ mod tests {
 
     #[test]
     fn joiner_right_after_keyframe_starts_with_it() {
-        let (hub, mut events) = FanoutHub::new(8);
+        let (hub, mut events) = FanoutHub::new(8, JoinStart::Keyframe);
         hub.publish(frame(7, true));
         let mut viewer = hub.subscribe();
         assert!(matches!(events.try_recv(), Ok(KeyframeEvent::Produced(_))));
@@ -322,9 +383,49 @@ mod tests {
         assert_eq!(received(&mut viewer), vec![(7, true)]);
     }
 
+    #[tokio::test]
+    async fn cached_gop_joiner_starts_at_once_then_goes_live() {
+        let (hub, mut events) = FanoutHub::new(4, JoinStart::CachedGop);
+        hub.publish(frame(0, true));
+        for i in 1..10 {
+            hub.publish(frame(i * 3000, false));
+        }
+        while events.try_recv().is_ok() {}
+        let mut viewer = hub.subscribe();
+        assert!(
+            events.try_recv().is_err(),
+            "no keyframe is asked of a source that cannot make one"
+        );
+        hub.publish(frame(30_000, false));
+        let mut got = Vec::new();
+        for _ in 0..11 {
+            let queued = viewer.next_frame().await.unwrap();
+            got.push((queued.frame.rtp_timestamp, queued.replay_timestamp));
+        }
+        // Ten replayed frames (more than the queue holds), squeezed before 27 000, then live.
+        let expected: Vec<(u32, Option<u32>)> = (0..10)
+            .map(|i| (i * 3000, Some(27_000 - (9 - i) * gop::REPLAY_TICKS)))
+            .chain([(30_000, None)])
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(hub.stats(Instant::now()).replayed_joins, 1);
+        assert_eq!(viewer.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn cached_gop_joiner_before_any_keyframe_waits_for_one() {
+        let (hub, _events) = FanoutHub::new(4, JoinStart::CachedGop);
+        hub.publish(frame(0, false));
+        let mut viewer = hub.subscribe();
+        hub.publish(frame(3000, false));
+        hub.publish(frame(6000, true));
+        assert_eq!(received(&mut viewer), vec![(6000, true)]);
+        assert_eq!(hub.stats(Instant::now()).replayed_joins, 0);
+    }
+
     #[test]
     fn full_queue_drops_until_next_keyframe() {
-        let (hub, _events) = FanoutHub::new(2);
+        let (hub, _events) = FanoutHub::new(2, JoinStart::Keyframe);
         hub.publish(frame(0, true));
         let mut slow = hub.subscribe();
         let mut fast = hub.subscribe();
@@ -346,7 +447,7 @@ mod tests {
 
     #[test]
     fn dropping_queue_leaves_hub() {
-        let (hub, _events) = FanoutHub::new(2);
+        let (hub, _events) = FanoutHub::new(2, JoinStart::Keyframe);
         let viewer = hub.subscribe();
         assert_eq!(hub.stats(Instant::now()).viewers, 1);
         drop(viewer);
@@ -355,7 +456,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn keyframe_requests_are_coalesced() {
-        let (hub, events) = FanoutHub::new(2);
+        let (hub, events) = FanoutHub::new(2, JoinStart::Keyframe);
         let sent = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(run_keyframe_requests(
             events,

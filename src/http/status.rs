@@ -1,5 +1,6 @@
 //! What the daemon is doing: `/api/status` for people and tools, `/healthz` for supervisors.
 
+use crate::fanout::JoinStart;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use axum::Json;
@@ -22,6 +23,11 @@ struct StreamStatus {
     keyframes: u64,
     dropped_frames: u64,
     keyframe_requests_sent: u64,
+    /// `keyframe` (new viewers get a keyframe made for them) or `cached_gop` (they are sent
+    /// the frames since the source's last keyframe).
+    join_start: &'static str,
+    /// Viewers that started on the cached GOP.
+    replayed_joins: u64,
     /// Queues on the hub; equals the connected viewers unless one is leaking.
     hub_viewers: usize,
     last_frame_age_ms: Option<u128>,
@@ -89,6 +95,11 @@ async fn full_status(state: &AppState) -> Json<Status> {
             keyframes: hub.keyframes_in,
             dropped_frames: hub.dropped_frames,
             keyframe_requests_sent: state.keyframe_requests_sent.load(Ordering::Relaxed),
+            join_start: match state.hubs.video.join_start() {
+                JoinStart::Keyframe => "keyframe",
+                JoinStart::CachedGop => "cached_gop",
+            },
+            replayed_joins: hub.replayed_joins,
             hub_viewers: hub.viewers,
             last_frame_age_ms: age.map(|a| a.as_millis()),
         },

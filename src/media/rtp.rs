@@ -169,14 +169,20 @@ impl RtpRewriter {
 
     /// Returns this viewer's copy of `packet`; the payload is shared, not copied.
     pub fn rewrite(&mut self, packet: &rtp::Packet) -> rtp::Packet {
+        self.rewrite_at(packet, packet.header.timestamp)
+    }
+
+    /// As [`rewrite`](Self::rewrite), but as if the source had stamped the packet
+    /// `source_timestamp` (frames replayed to a new viewer).
+    pub fn rewrite_at(&mut self, packet: &rtp::Packet, source_timestamp: u32) -> rtp::Packet {
         let offset = *self
             .timestamp_offset
-            .get_or_insert_with(|| self.timestamp_base.wrapping_sub(packet.header.timestamp));
+            .get_or_insert_with(|| self.timestamp_base.wrapping_sub(source_timestamp));
         let mut out = packet.clone();
         out.header.ssrc = self.ssrc;
         out.header.payload_type = self.payload_type;
         out.header.sequence_number = self.next_sequence;
-        out.header.timestamp = packet.header.timestamp.wrapping_add(offset);
+        out.header.timestamp = source_timestamp.wrapping_add(offset);
         // Source-side extensions carry ids this viewer never negotiated.
         out.header.extension = false;
         out.header.extensions.clear();
@@ -313,6 +319,16 @@ mod tests {
         rewriter.rewrite(&packet(0, 5, false, &[]));
         let later = rewriter.rewrite(&packet(1, 25, false, &[]));
         assert_eq!(later.header.timestamp, 9);
+    }
+
+    #[test]
+    fn replayed_packets_take_the_given_timestamp_on_the_same_timeline() {
+        let mut rewriter = RtpRewriter::new(1, 96, 0, 500);
+        let replayed = rewriter.rewrite_at(&packet(0, 90_000, true, &[]), 95_999);
+        let live = rewriter.rewrite(&packet(1, 99_000, true, &[]));
+        assert_eq!(replayed.header.timestamp, 500);
+        assert_eq!(live.header.timestamp, 500 + 3001);
+        assert_eq!(live.header.sequence_number, 1);
     }
 
     #[test]

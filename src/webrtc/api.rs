@@ -1,8 +1,11 @@
-//! How every viewer's PeerConnection is built: one H.264 send-only codec, the default
+//! How every viewer's PeerConnection is built: one H.264 send-only codec, the send-side
 //! interceptors (NACK answers, sender reports), and viewer RTCP passed up to fieldcast.
 
 use crate::webrtc::ports;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, Interceptor, NackResponderBuilder, Packet, SenderReportBuilder, Slot, StreamInfo,
+    TaggedPacket,
+};
 use rtc::peer_connection::configuration::RTCIceTransportPolicy;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine,
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceServer, Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCIceServer, Registry, SettingEngineBuilder,
 };
 
 /// The one stream fieldcast sends: H.264 constrained baseline, as every preset encodes it.
@@ -129,10 +132,16 @@ pub async fn build_peer(
         },
         RtpCodecKind::Audio,
     )?;
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?.with(
-        Slot::from(RTCP_TO_APPLICATION_SLOT),
-        RtcpToApplication::default(),
-    );
+    // Only what a send-only connection uses. The receive-side defaults (NACK generator, receiver
+    // reports, transport-cc feedback, simulcast header extensions) would only run timers and
+    // sit in every packet's path.
+    let registry = Registry::new()
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(Slot::SenderReport, SenderReportBuilder::new().build())
+        .with(
+            Slot::from(RTCP_TO_APPLICATION_SLOT),
+            RtcpToApplication::default(),
+        );
 
     let configuration = RTCConfigurationBuilder::new()
         .with_ice_servers(

@@ -2,7 +2,7 @@
 //! frames into its own RTP stream and reads its RTCP.
 
 use crate::fanout::audio::{AudioPacket, AudioQueue};
-use crate::fanout::{FanoutHub, Hubs, ViewerQueue};
+use crate::fanout::{FanoutHub, Hubs, Queued, ViewerQueue};
 use crate::http::access::Credential;
 use crate::media::rtp::RtpRewriter;
 use crate::webrtc::api::{PeerSettings, build_peer};
@@ -469,9 +469,9 @@ impl ViewerSession {
                     }
                 }
                 frame = async { frames.as_mut().unwrap().next_frame().await }, if frames.is_some() => {
-                    let Some(frame) = frame else { break "left the hub" };
+                    let Some(queued) = frame else { break "left the hub" };
                     if let Some(out) = stream.video.as_mut() {
-                        self.send_frame(out, &frame, &totals).await;
+                        self.send_frame(out, &queued, &totals).await;
                     }
                 }
                 packet = async { sound.as_mut().unwrap().next_packet().await }, if sound.is_some() => {
@@ -495,10 +495,13 @@ impl ViewerSession {
         queue
     }
 
-    async fn send_frame(&self, out: &mut Outbound, frame: &crate::fanout::Frame, totals: &Totals) {
+    async fn send_frame(&self, out: &mut Outbound, queued: &Queued, totals: &Totals) {
         let stats = &self.stats;
-        for packet in &frame.packets {
-            let packet = out.rewriter.rewrite(packet);
+        for packet in &queued.frame.packets {
+            let packet = match queued.replay_timestamp {
+                Some(timestamp) => out.rewriter.rewrite_at(packet, timestamp),
+                None => out.rewriter.rewrite(packet),
+            };
             let size = packet.payload.len() as u64;
             match out.track.write_rtp(packet).await {
                 Ok(()) => {

@@ -38,9 +38,10 @@ export async function waitFor(what, timeoutMs, probe) {
 
 /**
  * Starts fieldcast on loopback. `port` reuses an address (to restart a daemon in place),
- * `args` adds flags, `config` is TOML written to a file given with --config.
+ * `args` adds flags, `config` is TOML written to a file given with --config, `pipeline` replaces
+ * the test pipeline, and `beforeHealthy` runs once the daemon is started (to start a source).
  */
-export async function startFieldcast({ port, args = [], config } = {}) {
+export async function startFieldcast({ port, args = [], config, pipeline = "test", beforeHealthy } = {}) {
   port = port || (await freePort());
   const base = `http://127.0.0.1:${port}`;
   const extra = [...args];
@@ -51,9 +52,10 @@ export async function startFieldcast({ port, args = [], config } = {}) {
   }
   const child = spawn(
     binary,
-    ["run", "--listen", `127.0.0.1:${port}`, "--pipeline", "test", "--rtc-addr", "127.0.0.1:0", ...extra],
+    ["run", "--listen", `127.0.0.1:${port}`, "--pipeline", pipeline, "--rtc-addr", "127.0.0.1:0", ...extra],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FIELDCAST_LOG: "info" } },
   );
+  beforeHealthy?.();
   let log = "";
   child.stdout.on("data", (d) => (log += d));
   child.stderr.on("data", (d) => (log += d));
