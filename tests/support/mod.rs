@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod decode;
+pub mod lossy_relay;
 
 use fieldcast::config::Config;
 use fieldcast::daemon::{self, RunningDaemon};
@@ -253,6 +254,17 @@ impl WhepViewer {
 
     /// Joins with `Authorization: Bearer token` when a token is given.
     pub async fn connect_as(base: &str, wants: Wants, token: Option<&str>) -> WhepViewer {
+        Self::connect_rewriting(base, wants, token, |offer| offer, |answer| answer).await
+    }
+
+    /// Joins with the offer and the answer passed through the given edits first.
+    pub async fn connect_rewriting(
+        base: &str,
+        wants: Wants,
+        token: Option<&str>,
+        edit_offer: impl FnOnce(String) -> String,
+        edit_answer: impl FnOnce(String) -> String,
+    ) -> WhepViewer {
         let (frames_tx, frames) = mpsc::unbounded_channel();
         let (sound_tx, sound) = mpsc::unbounded_channel();
         let (raw_video_tx, raw_video) = mpsc::unbounded_channel();
@@ -264,7 +276,7 @@ impl WhepViewer {
             gathered: gathered_tx,
         };
         let peer = new_viewer_peer(recorder, wants).await;
-        let offer = complete_offer(&peer, &mut gathered).await;
+        let offer = edit_offer(complete_offer(&peer, &mut gathered).await);
 
         let posted_at = Instant::now();
         let mut request = reqwest::Client::new()
@@ -289,7 +301,7 @@ impl WhepViewer {
             .headers()
             .get("etag")
             .map(|v| v.to_str().unwrap().to_owned());
-        let answer = response.text().await.unwrap();
+        let answer = edit_answer(response.text().await.unwrap());
         peer.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
             .await
             .unwrap();
