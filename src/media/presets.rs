@@ -406,6 +406,15 @@ mod tests {
     }
 
     #[test]
+    fn sources_that_encode_themselves_have_no_encoder_to_ask_for_keyframes() {
+        for name in ["rtp-in", "usb-h264"] {
+            let video = &chains(preset(name).unwrap())[0];
+            let (_, encoder, _) = expand(video, DEFAULT_DEVICE, 2000).unwrap();
+            assert_eq!(encoder, None, "{name}");
+        }
+    }
+
+    #[test]
     fn every_preset_ends_in_the_rtp_tail_and_is_a_single_word() {
         for (name, text) in PRESETS {
             assert!(!looks_like_pipeline(name));

