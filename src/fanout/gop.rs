@@ -12,6 +12,9 @@ use super::Frame;
 pub const MAX_FRAMES: usize = 300;
 /// Bytes kept at most; also the largest burst one joiner is sent: 4 s at 6 Mbit/s.
 pub const MAX_BYTES: usize = 3 << 20;
+/// A frame further than this from the previous one (or before it) is another stream, as
+/// after the pipeline restarted: 5 s at 90 kHz.
+const MAX_STEP_TICKS: u32 = 5 * 90_000;
 /// RTP ticks (90 kHz) between two replayed frames: far below a frame interval, so the
 /// replay takes no room on the viewer's timeline, yet every frame keeps its own timestamp.
 pub const REPLAY_TICKS: u32 = 1;
@@ -24,8 +27,14 @@ pub struct GopCache {
 
 impl GopCache {
     /// Adds a frame the hub is publishing. A keyframe starts a new GOP; frames before the
-    /// first keyframe, or past the limits, leave the cache empty until the next keyframe.
+    /// first keyframe, past the limits, or from another stream (a new SSRC, a timestamp
+    /// jump) leave the cache empty until the next keyframe.
     pub fn push(&mut self, frame: &Frame) {
+        if let Some(last) = self.frames.last()
+            && !continues(last, frame)
+        {
+            self.clear();
+        }
         if frame.is_keyframe() {
             self.clear();
         } else if self.frames.is_empty() {
@@ -70,6 +79,13 @@ impl GopCache {
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
+}
+
+/// Whether `next` can follow `previous` in one GOP: same source, a small step forward.
+fn continues(previous: &Frame, next: &Frame) -> bool {
+    let ssrc = |frame: &Frame| frame.packets.first().map(|p| p.header.ssrc);
+    let step = next.rtp_timestamp.wrapping_sub(previous.rtp_timestamp);
+    ssrc(previous) == ssrc(next) && step <= MAX_STEP_TICKS
 }
 
 #[cfg(test)]
@@ -140,6 +156,23 @@ mod tests {
             timestamps(&gop.replay()),
             vec![(u32::MAX - 5000, 999), (1000, 1000)]
         );
+    }
+
+    #[test]
+    fn another_stream_empties_the_cache_until_its_keyframe() {
+        let mut gop = GopCache::default();
+        gop.push(&frame(0, true, 10));
+        gop.push(&frame(3000, false, 10));
+        gop.push(&frame(1_000_000, false, 10));
+        assert!(gop.is_empty(), "a jump forward of 11 s");
+        gop.push(&frame(2_000_000, true, 10));
+        gop.push(&frame(1_000, false, 10));
+        assert!(gop.is_empty(), "a step backwards");
+        gop.push(&frame(5_000, true, 10));
+        let mut other = AccessUnit::clone(&frame(8_000, false, 10));
+        other.packets[0].header.ssrc = 77;
+        gop.push(&Arc::new(other));
+        assert!(gop.is_empty(), "a new SSRC, as from a restarted pipeline");
     }
 
     #[test]
