@@ -113,6 +113,12 @@ pub async fn render(state: &AppState) -> String {
     );
     counter(
         &mut registry,
+        "replayed_repairs",
+        "Times a viewer that lost its picture was sent the frames since the last keyframe again",
+        video.replayed_repairs,
+    );
+    counter(
+        &mut registry,
         "pipeline_restarts",
         "Times the pipeline was rebuilt",
         pipeline.restarts,

@@ -55,18 +55,33 @@ impl GopCache {
     }
 
     /// What a viewer joining now is sent first, keyframe first, each with the source
-    /// timestamp to send it under. Empty when there is no usable GOP.
+    /// timestamp to send it under: squeezed just before the newest frame's own timestamp, so
+    /// live frames follow on. Empty when there is no usable GOP.
     pub fn replay(&self) -> Vec<(Frame, u32)> {
         let Some(newest) = self.frames.last() else {
             return Vec::new();
         };
-        let last = self.frames.len() - 1;
+        let span = (self.frames.len() - 1) as u32 * REPLAY_TICKS;
+        self.stamped(newest.rtp_timestamp.wrapping_sub(span))
+    }
+
+    /// The same frames for a viewer that has already had everything up to the newest and lost
+    /// its picture: squeezed just after the newest frame's timestamp, so they are new to it
+    /// and still come before the next live frame.
+    pub fn replay_after_newest(&self) -> Vec<(Frame, u32)> {
+        match self.frames.last() {
+            Some(newest) => self.stamped(newest.rtp_timestamp.wrapping_add(REPLAY_TICKS)),
+            None => Vec::new(),
+        }
+    }
+
+    fn stamped(&self, first: u32) -> Vec<(Frame, u32)> {
         self.frames
             .iter()
             .enumerate()
             .map(|(i, frame)| {
-                let back = (last - i) as u32 * REPLAY_TICKS;
-                (Frame::clone(frame), newest.rtp_timestamp.wrapping_sub(back))
+                let at = first.wrapping_add(i as u32 * REPLAY_TICKS);
+                (Frame::clone(frame), at)
             })
             .collect()
     }
@@ -145,6 +160,18 @@ mod tests {
             timestamps(&replay),
             vec![(6000, 11998), (9000, 11999), (12000, 12000)]
         );
+    }
+
+    #[test]
+    fn a_repair_replay_comes_after_the_newest_frame() {
+        let mut gop = GopCache::default();
+        gop.push(&frame(6000, true, 10));
+        gop.push(&frame(9000, false, 10));
+        assert_eq!(
+            timestamps(&gop.replay_after_newest()),
+            vec![(6000, 9001), (9000, 9002)]
+        );
+        assert!(GopCache::default().replay_after_newest().is_empty());
     }
 
     #[test]

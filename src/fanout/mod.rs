@@ -87,6 +87,7 @@ struct HubState {
     last_frame_at: Option<Instant>,
     gop: GopCache,
     replayed_joins: u64,
+    replayed_repairs: u64,
 }
 
 pub struct FanoutHub {
@@ -107,6 +108,8 @@ pub struct HubStats {
     pub last_frame_at: Option<Instant>,
     /// Viewers that started on replayed frames rather than waiting for a keyframe.
     pub replayed_joins: u64,
+    /// Times a viewer that lost its picture was sent the cached GOP again.
+    pub replayed_repairs: u64,
 }
 
 impl FanoutHub {
@@ -214,6 +217,28 @@ impl FanoutHub {
         }
     }
 
+    /// A viewer lost its picture (PLI/FIR) and the source cannot make a keyframe: it is sent
+    /// the cached GOP again, after the newest frame it has, in place of anything still
+    /// queued for it. False when there is nothing to send (no GOP, or the encoder can help).
+    pub fn replay_for(&self, queue: &mut ViewerQueue) -> bool {
+        if self.join_start != JoinStart::CachedGop {
+            return false;
+        }
+        let mut state = self.lock();
+        let replay = state.gop.replay_after_newest();
+        if replay.is_empty() {
+            return false;
+        }
+        // Queued frames were published before now, so the GOP holds them already.
+        while queue.rx.try_recv().is_ok() {}
+        queue.replay = replay.into();
+        if let Some(slot) = state.viewers.iter_mut().find(|slot| slot.id == queue.id) {
+            slot.gate = Gate::Open;
+        }
+        state.replayed_repairs += 1;
+        true
+    }
+
     pub fn join_start(&self) -> JoinStart {
         self.join_start
     }
@@ -236,6 +261,7 @@ impl FanoutHub {
             rates: state.rates.rates(now),
             last_frame_at: state.last_frame_at,
             replayed_joins: state.replayed_joins,
+            replayed_repairs: state.replayed_repairs,
         }
     }
 }
@@ -410,6 +436,49 @@ mod tests {
         assert_eq!(got, expected);
         assert_eq!(hub.stats(Instant::now()).replayed_joins, 1);
         assert_eq!(viewer.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_viewer_that_lost_its_picture_gets_the_gop_again_after_what_it_has() {
+        let (hub, _events) = FanoutHub::new(4, JoinStart::CachedGop);
+        hub.publish(frame(0, true));
+        let mut viewer = hub.subscribe();
+        hub.publish(frame(3000, false));
+        hub.publish(frame(6000, false));
+        // Frame 0 came as a replay; 3000 was sent; 6000 is still queued when the PLI arrives.
+        let first = viewer.next_frame().await.unwrap();
+        assert_eq!(first.replay_timestamp, Some(0));
+        assert!(
+            viewer
+                .next_frame()
+                .await
+                .unwrap()
+                .replay_timestamp
+                .is_none()
+        );
+        assert!(hub.replay_for(&mut viewer));
+        hub.publish(frame(9000, false));
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            let queued = viewer.next_frame().await.unwrap();
+            got.push((queued.frame.rtp_timestamp, queued.replay_timestamp));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (0, Some(6001)),
+                (3000, Some(6002)),
+                (6000, Some(6003)),
+                (9000, None)
+            ]
+        );
+        assert_eq!(hub.stats(Instant::now()).replayed_repairs, 1);
+        let (keyframe_hub, _events) = FanoutHub::new(4, JoinStart::Keyframe);
+        let mut other = keyframe_hub.subscribe();
+        assert!(
+            !keyframe_hub.replay_for(&mut other),
+            "an encoder answers instead"
+        );
     }
 
     #[test]

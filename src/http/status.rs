@@ -28,6 +28,8 @@ struct StreamStatus {
     join_start: &'static str,
     /// Viewers that started on the cached GOP.
     replayed_joins: u64,
+    /// Times a viewer that lost its picture was sent the cached GOP again.
+    replayed_repairs: u64,
     /// Queues on the hub; equals the connected viewers unless one is leaking.
     hub_viewers: usize,
     last_frame_age_ms: Option<u128>,
@@ -100,6 +102,7 @@ async fn full_status(state: &AppState) -> Json<Status> {
                 JoinStart::CachedGop => "cached_gop",
             },
             replayed_joins: hub.replayed_joins,
+            replayed_repairs: hub.replayed_repairs,
             hub_viewers: hub.viewers,
             last_frame_age_ms: age.map(|a| a.as_millis()),
         },

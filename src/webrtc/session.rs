@@ -32,6 +32,8 @@ use webrtc::rtp_transceiver::RTCRtpTransceiverDirection;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait for our own ICE candidates before answering with those gathered so far.
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Shortest spacing between two GOP replays to one viewer that lost its picture.
+const MIN_REPAIR_INTERVAL: Duration = Duration::from_secs(1);
 /// How long closing a PeerConnection may take before we stop waiting for it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -420,6 +422,7 @@ impl ViewerSession {
         let mut connected = false;
         let mut frames: Option<ViewerQueue> = None;
         let mut sound: Option<AudioQueue> = None;
+        let mut last_repair: Option<Instant> = None;
         let reason = loop {
             tokio::select! {
                 biased;
@@ -458,7 +461,9 @@ impl ViewerSession {
                     break "never connected";
                 }
                 rtcp = poll_rtcp(stream.video.as_ref()), if stream.video.is_some() => match rtcp {
-                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => self.on_rtcp(&packets, &hubs.video),
+                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                        self.on_rtcp(&packets, &hubs.video, frames.as_mut(), &mut last_repair);
+                    }
                     Some(_) => {}
                     None => break "track ended",
                 },
@@ -540,11 +545,25 @@ impl ViewerSession {
         }
     }
 
-    fn on_rtcp(&self, packets: &[Box<dyn rtc::rtcp::Packet>], hub: &FanoutHub) {
+    fn on_rtcp(
+        &self,
+        packets: &[Box<dyn rtc::rtcp::Packet>],
+        hub: &FanoutHub,
+        frames: Option<&mut ViewerQueue>,
+        last_repair: &mut Option<Instant>,
+    ) {
         let feedback = feedback::read(packets);
         if feedback.wants_keyframe {
             self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-            hub.request_keyframe();
+            // Without an encoder to ask, the viewer gets the cached GOP again, at most once
+            // per interval: a browser repeats its PLI until a keyframe comes.
+            let due = last_repair.is_none_or(|at| at.elapsed() >= MIN_REPAIR_INTERVAL);
+            let replayed = due && frames.is_some_and(|queue| hub.replay_for(queue));
+            if replayed {
+                *last_repair = Some(Instant::now());
+            } else {
+                hub.request_keyframe();
+            }
         }
         if let Some(report) = feedback.report {
             *self.stats.last_report.lock().unwrap() = Some(report);

@@ -90,10 +90,12 @@ test("a viewer joining mid-GOP sees a picture at once and then plays live", asyn
     await new Promise((r) => setTimeout(r, 2000));
     const playout = await playoutOver(page, 2000);
     const fps = (await countFrames(page, 2000)) / 2;
-    const replayed = (await fieldcast.status()).stream.replayed_joins;
+    const stream = (await fieldcast.status()).stream;
+    const replayed = stream.replayed_joins;
     console.log(
       `# join ${offset} ms into the GOP: first frame ${ttff.toFixed(0)} ms after the offer; ` +
-        `then ${playout.delayMs.toFixed(1)} ms jitter-buffer delay per frame, ${playout.decoded} frames decoded in 2 s, ${fps} fps shown`,
+        `then ${playout.delayMs.toFixed(1)} ms jitter-buffer delay per frame, ${playout.decoded} frames decoded in 2 s, ${fps} fps shown; ` +
+        `GOP replays for picture loss so far: ${stream.replayed_repairs}`,
     );
     assert.equal(replayed, i + 1, "the viewer was started on the cached GOP");
     assert.ok(ttff < 700, `first frame ${ttff.toFixed(0)} ms after the offer, ${offset} ms into a GOP (limit 700 ms)`);

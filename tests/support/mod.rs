@@ -81,6 +81,7 @@ struct Recorder {
     raw_video: mpsc::UnboundedSender<(rtc::rtp::Packet, Instant)>,
     sound: mpsc::UnboundedSender<(rtc::rtp::Packet, Instant)>,
     gathered: watch::Sender<bool>,
+    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
 }
 
 #[async_trait::async_trait]
@@ -92,6 +93,7 @@ impl PeerConnectionEventHandler for Recorder {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.send(Arc::clone(&track));
         let frames = self.frames.clone();
         let sound = self.sound.clone();
         let raw_video = self.raw_video.clone();
@@ -156,6 +158,8 @@ pub struct WhepViewer {
     pub sound: mpsc::UnboundedReceiver<(rtc::rtp::Packet, Instant)>,
     /// Every video packet with its arrival time, for decoding.
     pub raw_video: mpsc::UnboundedReceiver<(rtc::rtp::Packet, Instant)>,
+    /// The tracks as they arrive, to send RTCP feedback on.
+    pub tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
 }
 
 async fn new_viewer_peer(recorder: Recorder, wants: Wants) -> Arc<dyn PeerConnection> {
@@ -228,6 +232,7 @@ pub async fn offer_for(wants: Wants) -> String {
         raw_video: mpsc::unbounded_channel().0,
         sound: mpsc::unbounded_channel().0,
         gathered: gathered_tx,
+        tracks: mpsc::unbounded_channel().0,
     };
     let peer = new_viewer_peer(recorder, wants).await;
     let offer = complete_offer(&peer, &mut gathered).await;
@@ -269,11 +274,13 @@ impl WhepViewer {
         let (sound_tx, sound) = mpsc::unbounded_channel();
         let (raw_video_tx, raw_video) = mpsc::unbounded_channel();
         let (gathered_tx, mut gathered) = watch::channel(false);
+        let (tracks_tx, tracks) = mpsc::unbounded_channel();
         let recorder = Recorder {
             frames: frames_tx,
             raw_video: raw_video_tx,
             sound: sound_tx,
             gathered: gathered_tx,
+            tracks: tracks_tx,
         };
         let peer = new_viewer_peer(recorder, wants).await;
         let offer = edit_offer(complete_offer(&peer, &mut gathered).await);
@@ -313,6 +320,7 @@ impl WhepViewer {
             frames,
             sound,
             raw_video,
+            tracks,
         }
     }
 
