@@ -556,7 +556,7 @@ impl ViewerSession {
         if feedback.wants_keyframe {
             self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             // Without an encoder to ask, the viewer gets the cached GOP again, at most once
-            // per interval: a browser repeats its PLI until a keyframe comes.
+            // per interval, as a browser may repeat its PLI while it waits.
             let due = last_repair.is_none_or(|at| at.elapsed() >= MIN_REPAIR_INTERVAL);
             let replayed = due && frames.is_some_and(|queue| hub.replay_for(queue));
             if replayed {
