@@ -1,6 +1,7 @@
 //! The frames since the last keyframe, kept for sources that cannot make a keyframe on
 //! request (an external encoder sending RTP, a camera that encodes H.264 itself). A new
-//! viewer is sent them at once, so it has a picture now instead of at the sender's next IDR.
+//! viewer is sent them at once, so it has a picture now instead of at the sender's next IDR;
+//! so is a viewer that lost its picture.
 //!
 //! The replayed frames get timestamps squeezed together just before the newest one: the
 //! viewer decodes them as fast as they arrive, shows the newest, and its jitter buffer sees
