@@ -28,7 +28,7 @@ async fn lost_packets_are_sent_again_when_the_viewer_asks() {
         |offer| only_candidate(&offer, None),
         move |answer| {
             let daemon = udp_candidate(&answer).expect("the answer has a UDP host candidate");
-            let relay = start_relay(daemon, &lose_at);
+            let relay = LossyRelay::start(daemon, &lose_at);
             let rewritten = only_candidate(&answer, Some(relay.viewer_side));
             *answer_relay.lock().unwrap() = Some(relay);
             rewritten
@@ -58,12 +58,4 @@ async fn lost_packets_are_sent_again_when_the_viewer_asks() {
     }
     viewer.close().await;
     daemon.shutdown().await;
-}
-
-/// Starts the relay from inside the (synchronous) answer edit.
-fn start_relay(daemon: std::net::SocketAddr, lose_at: &[usize]) -> LossyRelay {
-    let lose_at = lose_at.to_vec();
-    tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(LossyRelay::start(daemon, &lose_at))
-    })
 }

@@ -87,7 +87,7 @@ impl GopCache {
             .collect()
     }
 
-    /// Frames held, for tests and status.
+    /// Frames held.
     pub fn len(&self) -> usize {
         self.frames.len()
     }

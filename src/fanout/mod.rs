@@ -31,6 +31,9 @@ pub type Frame = Arc<AccessUnit>;
 /// 30 fps, beyond which a live picture is no longer live.
 pub const DEFAULT_VIEWER_QUEUE_FRAMES: usize = 16;
 
+/// Shortest spacing between two GOP replays to one viewer that lost its picture.
+pub const MIN_REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How a new viewer gets its first picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinStart {
@@ -211,6 +214,7 @@ impl FanoutHub {
         ViewerQueue {
             id,
             replay,
+            last_repair: None,
             rx,
             dropped,
             hub: Arc::downgrade(self),
@@ -219,9 +223,14 @@ impl FanoutHub {
 
     /// A viewer lost its picture (PLI/FIR) and the source cannot make a keyframe: it is sent
     /// the cached GOP again, after the newest frame it has, in place of anything still
-    /// queued for it. False when there is nothing to send (no GOP, or the encoder can help).
-    pub fn replay_for(&self, queue: &mut ViewerQueue) -> bool {
-        if self.join_start != JoinStart::CachedGop {
+    /// queued for it. False when there is nothing to send (no GOP, or the encoder can help),
+    /// or when this viewer had a replay less than [`MIN_REPAIR_INTERVAL`] ago (a browser
+    /// may repeat its PLI while it waits).
+    pub fn replay_for(&self, queue: &mut ViewerQueue, now: Instant) -> bool {
+        let due = queue
+            .last_repair
+            .is_none_or(|at| now.saturating_duration_since(at) >= MIN_REPAIR_INTERVAL);
+        if self.join_start != JoinStart::CachedGop || !due {
             return false;
         }
         let mut state = self.lock();
@@ -236,6 +245,7 @@ impl FanoutHub {
             slot.gate = Gate::Open;
         }
         state.replayed_repairs += 1;
+        queue.last_repair = Some(now);
         true
     }
 
@@ -271,6 +281,8 @@ pub struct ViewerQueue {
     id: u64,
     /// Frames to send before the live ones, with the timestamps to send them under.
     replay: VecDeque<(Frame, u32)>,
+    /// When this viewer was last sent a replay for picture loss.
+    last_repair: Option<Instant>,
     rx: mpsc::Receiver<Frame>,
     dropped: Arc<AtomicU64>,
     hub: Weak<FanoutHub>,
@@ -456,7 +468,8 @@ mod tests {
                 .replay_timestamp
                 .is_none()
         );
-        assert!(hub.replay_for(&mut viewer));
+        let asked = Instant::now();
+        assert!(hub.replay_for(&mut viewer, asked));
         hub.publish(frame(9000, false));
         let mut got = Vec::new();
         for _ in 0..4 {
@@ -473,10 +486,16 @@ mod tests {
             ]
         );
         assert_eq!(hub.stats(Instant::now()).replayed_repairs, 1);
+        assert!(
+            !hub.replay_for(&mut viewer, asked + MIN_REPAIR_INTERVAL / 2),
+            "a repeated PLI within the interval gets no second replay"
+        );
+        assert!(hub.replay_for(&mut viewer, asked + MIN_REPAIR_INTERVAL));
+        assert_eq!(hub.stats(Instant::now()).replayed_repairs, 2);
         let (keyframe_hub, _events) = FanoutHub::new(4, JoinStart::Keyframe);
         let mut other = keyframe_hub.subscribe();
         assert!(
-            !keyframe_hub.replay_for(&mut other),
+            !keyframe_hub.replay_for(&mut other, asked),
             "an encoder answers instead"
         );
     }

@@ -32,8 +32,6 @@ use webrtc::rtp_transceiver::RTCRtpTransceiverDirection;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait for our own ICE candidates before answering with those gathered so far.
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
-/// Shortest spacing between two GOP replays to one viewer that lost its picture.
-const MIN_REPAIR_INTERVAL: Duration = Duration::from_secs(1);
 /// How long closing a PeerConnection may take before we stop waiting for it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -422,7 +420,6 @@ impl ViewerSession {
         let mut connected = false;
         let mut frames: Option<ViewerQueue> = None;
         let mut sound: Option<AudioQueue> = None;
-        let mut last_repair: Option<Instant> = None;
         let reason = loop {
             tokio::select! {
                 biased;
@@ -462,7 +459,7 @@ impl ViewerSession {
                 }
                 rtcp = poll_rtcp(stream.video.as_ref()), if stream.video.is_some() => match rtcp {
                     Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                        self.on_rtcp(&packets, &hubs.video, frames.as_mut(), &mut last_repair);
+                        self.on_rtcp(&packets, &hubs.video, frames.as_mut());
                     }
                     Some(_) => {}
                     None => break "track ended",
@@ -503,10 +500,8 @@ impl ViewerSession {
     async fn send_frame(&self, out: &mut Outbound, queued: &Queued, totals: &Totals) {
         let stats = &self.stats;
         for packet in &queued.frame.packets {
-            let packet = match queued.replay_timestamp {
-                Some(timestamp) => out.rewriter.rewrite_at(packet, timestamp),
-                None => out.rewriter.rewrite(packet),
-            };
+            let timestamp = queued.replay_timestamp.unwrap_or(packet.header.timestamp);
+            let packet = out.rewriter.rewrite_at(packet, timestamp);
             let size = packet.payload.len() as u64;
             match out.track.write_rtp(packet).await {
                 Ok(()) => {
@@ -550,18 +545,13 @@ impl ViewerSession {
         packets: &[Box<dyn rtc::rtcp::Packet>],
         hub: &FanoutHub,
         frames: Option<&mut ViewerQueue>,
-        last_repair: &mut Option<Instant>,
     ) {
         let feedback = feedback::read(packets);
         if feedback.wants_keyframe {
             self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-            // Without an encoder to ask, the viewer gets the cached GOP again, at most once
-            // per interval, as a browser may repeat its PLI while it waits.
-            let due = last_repair.is_none_or(|at| at.elapsed() >= MIN_REPAIR_INTERVAL);
-            let replayed = due && frames.is_some_and(|queue| hub.replay_for(queue));
-            if replayed {
-                *last_repair = Some(Instant::now());
-            } else {
+            // Without an encoder to ask, the viewer gets the cached GOP again.
+            let now = Instant::now();
+            if !frames.is_some_and(|queue| hub.replay_for(queue, now)) {
                 hub.request_keyframe();
             }
         }

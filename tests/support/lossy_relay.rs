@@ -24,9 +24,14 @@ fn rtp_sequence(datagram: &[u8]) -> Option<u16> {
 impl LossyRelay {
     /// Relays between a viewer and `daemon`; of the RTP packets going to the viewer, those at
     /// the given positions (0 = the first) are lost the first time they pass.
-    pub async fn start(daemon: SocketAddr, lose_at: &[usize]) -> LossyRelay {
-        let viewer_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let daemon_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    /// Call from within the tokio runtime.
+    pub fn start(daemon: SocketAddr, lose_at: &[usize]) -> LossyRelay {
+        let bind = || {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket.set_nonblocking(true).unwrap();
+            UdpSocket::from_std(socket).unwrap()
+        };
+        let (viewer_socket, daemon_socket) = (bind(), bind());
         let viewer_side = viewer_socket.local_addr().unwrap();
         let lose_at: HashSet<usize> = lose_at.iter().copied().collect();
         let dropped = Arc::new(Mutex::new(Vec::new()));
