@@ -9,6 +9,7 @@
 mod cycles;
 mod feed;
 mod janus;
+mod no_gro;
 mod peer;
 mod procstat;
 mod report;

@@ -112,6 +112,7 @@ impl ViewerPeer {
             .with_media_engine(media_engine)
             .with_setting_engine(setting_engine)
             .with_interceptor_registry(Registry::new())
+            .with_runtime(crate::no_gro::runtime())
             .with_handler(Arc::new(receiver))
             // Never a wildcard: that would leave out loopback.
             .with_udp_addrs(vec![SocketAddr::new(local_ip, 0)])

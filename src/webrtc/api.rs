@@ -2,6 +2,7 @@
 //! interceptors (NACK answers, sender reports), and viewer RTCP passed up to fieldcast.
 
 use crate::webrtc::ports;
+use crate::webrtc::runtime::TokioWith;
 use rtc::interceptor::{
     Attribute, Interceptor, NackResponderBuilder, Packet, SenderReportBuilder, Slot, StreamInfo,
     TaggedPacket,
@@ -194,6 +195,7 @@ pub async fn build_peer(
         .with_media_engine(media_engine)
         .with_setting_engine(setting_engine)
         .with_interceptor_registry(registry)
+        .with_runtime(TokioWith::batched_sends())
         .with_handler(handler)
         .with_udp_addrs(udp_addrs)
         .with_tcp_addrs(tcp_addrs)
