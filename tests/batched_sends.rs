@@ -1,12 +1,13 @@
 //! Viewers' UDP sockets queue what the connection sends and hand it to the kernel together:
 //! real sockets on loopback, the receiver with UDP GRO so that a GSO send arrives as one
-//! coalesced read, and a receiver without it for bursts.
+//! coalesced read.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 use webrtc::runtime::{AsyncUdpSocket, RecvMeta, Runtime, TokioRuntime};
 
+use fieldcast::webrtc::batched_socket::BatchedSocket;
 use fieldcast::webrtc::runtime::TokioWith;
 use fieldcast::webrtc::udp_batch::MAX_QUEUED_BYTES;
 
@@ -188,4 +189,75 @@ async fn a_burst_beyond_the_queue_waits_for_room_and_loses_nothing() {
         .map(|(bytes, _)| u16::from_be_bytes([bytes[0], bytes[1]]))
         .collect();
     assert_eq!(indexes, (0..count).collect::<Vec<_>>(), "all, in order");
+}
+
+/// A real socket on a network card that cannot do GSO: its first segmented send fails with
+/// EIO and the socket stops offering GSO, as quinn-udp's does (a card without UDP checksum
+/// offload, for one).
+#[derive(Debug)]
+struct NoGsoCard {
+    socket: Arc<dyn AsyncUdpSocket>,
+    gso_refused: std::sync::atomic::AtomicBool,
+}
+
+impl AsyncUdpSocket for NoGsoCard {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    fn poll_send(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        transmit: &webrtc::runtime::Transmit<'_>,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if transmit.segment_size.is_some() {
+            self.gso_refused
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return std::task::Poll::Ready(Err(std::io::Error::from_raw_os_error(libc::EIO)));
+        }
+        self.socket.poll_send(cx, transmit)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        bufs: &mut [std::io::IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.socket.poll_recv(cx, bufs, meta)
+    }
+
+    fn max_gso_segments(&self) -> usize {
+        if self.gso_refused.load(std::sync::atomic::Ordering::Relaxed) {
+            1
+        } else {
+            64
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_gso_send_goes_out_datagram_by_datagram() {
+    let receiver = TokioRuntime.wrap_udp_socket(loopback()).unwrap();
+    let to = receiver.local_addr().unwrap();
+    let tokio: Arc<dyn Runtime> = Arc::new(TokioRuntime);
+    let card = Arc::new(NoGsoCard {
+        socket: tokio.wrap_udp_socket(loopback()).unwrap(),
+        gso_refused: Default::default(),
+    });
+    let sender = BatchedSocket::new(card.clone(), tokio);
+    let frame: Vec<Vec<u8>> = (0..4).map(|i| datagram(i, 1200)).collect();
+    for packet in &frame {
+        sender.send_to(packet, to).await.expect("queued");
+    }
+    let received: Vec<Vec<u8>> = read_datagrams(&*receiver, frame.len())
+        .await
+        .into_iter()
+        .map(|(bytes, _)| bytes)
+        .collect();
+    assert!(
+        card.gso_refused.load(std::sync::atomic::Ordering::Relaxed),
+        "the frame was offered as one GSO send first"
+    );
+    assert_eq!(received, frame, "then sent whole, in order, one by one");
 }
