@@ -158,7 +158,8 @@ impl AsyncUdpSocket for BatchedSocket {
         }
         if !std::mem::replace(&mut state.sending, true) {
             drop(state);
-            // Runs once the driver yields: by then it has queued everything it had to send.
+            // Not sent from here: the task runs when the driver yields, usually after it has
+            // queued the rest of the frame.
             self.0
                 .runtime
                 .spawn(Box::pin(self.0.clone().send_queued()))

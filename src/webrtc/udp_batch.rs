@@ -4,7 +4,7 @@
 //! instead, the packets of one video frame to one viewer are sent together: a run of
 //! datagrams to the same address, all the same size except possibly a shorter last one,
 //! is one UDP GSO send (one trip through the kernel's send path instead of one per packet).
-//! No IO here; `runtime.rs` owns the socket.
+//! No IO here; `batched_socket.rs` owns the socket.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
