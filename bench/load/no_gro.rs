@@ -27,10 +27,12 @@ pub fn runtime() -> Arc<dyn Runtime> {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
-        let err = io::Error::last_os_error();
-        // A kernel without UDP GRO has nothing to turn off.
-        if status != 0 && err.raw_os_error() != Some(libc::ENOPROTOOPT) {
-            return Err(err);
+        if status != 0 {
+            let err = io::Error::last_os_error();
+            // A kernel without UDP GRO has nothing to turn off.
+            if err.raw_os_error() != Some(libc::ENOPROTOOPT) {
+                return Err(err);
+            }
         }
         Ok(wrapped as Arc<dyn AsyncUdpSocket>)
     })

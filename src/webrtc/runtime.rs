@@ -27,6 +27,7 @@ pub struct TokioWith {
 }
 
 impl TokioWith {
+    /// `name` shows in webrtc-rs's log and error messages.
     pub fn udp_wrapped(name: &'static str, wrap_udp: WrapUdp) -> Arc<dyn Runtime> {
         Arc::new(Self {
             inner: Arc::new(TokioRuntime),
