@@ -3,7 +3,7 @@
 //!
 //! Why: webrtc-rs's driver sends each RTP packet with its own `sendmsg`, so a 9-packet frame
 //! to 100 viewers is 900 trips through the kernel's send path, the largest cost in the
-//! profile. Queued here, each viewer's frame leaves in one or two GSO sends. A datagram is
+//! profile. Queued here, each viewer's frame leaves in a few GSO sends. A datagram is
 //! reported sent once it is queued, as with the kernel's own socket buffer; a full queue
 //! makes the driver wait, as a full socket buffer would.
 
