@@ -8,7 +8,7 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-  gstreamer1.0-alsa fonts-dejavu-core
+  gstreamer1.0-alsa gstreamer1.0-x fonts-dejavu-core
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(chromium firefox-esr python3-venv coturn iptables iproute2 systemd)

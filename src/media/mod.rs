@@ -6,6 +6,7 @@ pub mod bus;
 pub mod devices;
 pub mod encoders;
 pub mod inventory;
+pub mod packages;
 pub mod pipeline;
 pub mod presets;
 pub mod rtp;

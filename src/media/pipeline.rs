@@ -4,6 +4,7 @@
 
 use super::PipelineError;
 use super::bus::{self, BusEvent, BusEvents};
+use super::packages;
 use super::presets::ResolvedPipeline;
 use super::sync_marks;
 use bytes::Bytes;
@@ -242,7 +243,7 @@ impl Inner {
         let description = &self.resolved.description;
         let element = gst::parse::launch(description).map_err(|e| PipelineError::Parse {
             description: description.clone(),
-            message: e.to_string(),
+            message: packages::explain(e.to_string()),
         })?;
         let pipeline = match element.downcast::<gst::Pipeline>() {
             Ok(pipeline) => pipeline,
@@ -398,7 +399,7 @@ pub fn dry_run(resolved: &ResolvedPipeline) -> Result<(), PipelineError> {
     let description = &resolved.description;
     let pipeline = gst::parse::launch(description).map_err(|e| PipelineError::Parse {
         description: description.clone(),
-        message: e.to_string(),
+        message: packages::explain(e.to_string()),
     })?;
     let bin = pipeline
         .downcast_ref::<gst::Bin>()
