@@ -30,14 +30,20 @@ test("plays H.264 at the source frame rate, with a picture that is not uniform",
   const page = await chromium.browser.newPage();
   await page.goto(fieldcast.base + "/");
   await waitLive(page);
-  const sourceFps = (await fieldcast.status()).stream.fps;
-  assert.ok(sourceFps > 20, `the test pipeline produces about 30 fps, status says ${sourceFps}`);
+  // The source's rate over the same window: a busy machine slows the encoder, and the
+  // browser can only show what was sent.
+  const before = (await fieldcast.status()).stream;
+  const started = performance.now();
   const frames = await countFrames(page, 3000);
+  const after = (await fieldcast.status()).stream;
+  const seconds = (performance.now() - started) / 1000;
+  const sourceFps = (after.frames - before.frames) / seconds;
+  assert.ok(sourceFps > 20, `the test pipeline produces about 30 fps; it made ${sourceFps.toFixed(1)}`);
   const fps = frames / 3;
-  console.log(`# decoded ${frames} frames in 3 s (${fps.toFixed(1)} fps; source ${sourceFps} fps)`);
+  console.log(`# decoded ${frames} frames in 3 s (${fps.toFixed(1)} fps; source ${sourceFps.toFixed(1)} fps)`);
   assert.ok(
     Math.abs(fps - sourceFps) <= 0.2 * sourceFps,
-    `decoded ${fps.toFixed(1)} fps, not within 20 % of the source's ${sourceFps} fps`,
+    `decoded ${fps.toFixed(1)} fps, not within 20 % of the source's ${sourceFps.toFixed(1)} fps`,
   );
   const variance = await pictureVariance(page);
   assert.ok(variance > 100, `the picture is nearly uniform (luminance variance ${variance.toFixed(1)})`);
