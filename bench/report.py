@@ -54,6 +54,34 @@ def per_packet_us(r):
     return None if r["cpu_pct"] is None or not packets else r["cpu_pct"] / 100 / packets * 1e6
 
 
+def saturated(r):
+    """The server could not keep up: a whole core busy, packets lost, or viewers without video."""
+    return (r["cpu_pct"] or 0) >= 95 or r["packets_lost"] > 0 or r["all_video_s"] is None
+
+
+def cpu_ratio(f, j):
+    """fieldcast / Janus CPU, and how it was compared. Per viewer, unless Janus saturated: then
+    its CPU per viewer is capped by the core and says nothing of what it needed, so the two
+    are compared per packet delivered."""
+    if f is None or j is None or f["cpu_per_viewer_pct"] is None or not j["cpu_per_viewer_pct"]:
+        return None, None
+    if saturated(j) and not saturated(f):
+        fp, jp = per_packet_us(f), per_packet_us(j)
+        if fp is None or not jp:
+            return None, None
+        return fp / jp, (f"per packet delivered, Janus saturated ({j['cpu_pct']:.0f} % of a core, "
+                         f"{j['packets_lost']} packets lost): {fp:.1f} vs {jp:.1f} µs")
+    return f["cpu_per_viewer_pct"] / j["cpu_per_viewer_pct"], (
+        f"{f['cpu_per_viewer_pct']:.3f} % vs {j['cpu_per_viewer_pct']:.3f} % of a core")
+
+
+def run_ratio(f, j):
+    r, how = cpu_ratio(f, j)
+    if r is None:
+        return "–"
+    return f"{r:.2f} (per packet, Janus saturated)" if how.startswith("per packet") else f"{r:.2f}"
+
+
 def by(rounds, server, n):
     return next((r for r in rounds if r["server"] == server and r["viewers"] == n), None)
 
@@ -75,10 +103,9 @@ def targets(data):
     fc = lambda n: by(rounds, "fieldcast", n)  # noqa: E731
     ja = lambda n: by(rounds, "janus", n)  # noqa: E731
     for n in (100, 200):
-        f, j = fc(n), ja(n)
-        if f and j and f["cpu_per_viewer_pct"] is not None and j["cpu_per_viewer_pct"]:
-            r = f["cpu_per_viewer_pct"] / j["cpu_per_viewer_pct"]
-            rows.append((f"CPU per viewer ≤ 0.5 × Janus at {n}", f"{r:.2f} × ({f['cpu_per_viewer_pct']:.3f} % vs {j['cpu_per_viewer_pct']:.3f} % of a core)", r <= 0.5))
+        r, how = cpu_ratio(fc(n), ja(n))
+        if r is not None:
+            rows.append((f"CPU per viewer ≤ 0.5 × Janus at {n}", f"{r:.2f} × ({how})", r <= 0.5))
         else:
             rows.append((f"CPU per viewer ≤ 0.5 × Janus at {n}", "not measured", None))
     seq = next((s for s in data.get("sequential_joins", []) if s["server"] == "fieldcast"), None)
@@ -154,7 +181,8 @@ def markdown(data, others, plot, pinned):
         idle_cpu = {i["server"]: i["cpu_pct"] or 0 for i in data["idle"]}
         for n, f, j in pairs:
             marginal = lambda r: None if r["cpu_pct"] is None else (r["cpu_pct"] - idle_cpu[r["server"]]) / n  # noqa: E731
-            w(f"| {n} | {ratio(f['cpu_per_viewer_pct'], j['cpu_per_viewer_pct'])} | {ratio(marginal(f), marginal(j))} | "
+            mark = " (Janus saturated)" if saturated(j) else ""
+            w(f"| {n} | {ratio(f['cpu_per_viewer_pct'], j['cpu_per_viewer_pct'])}{mark} | {ratio(marginal(f), marginal(j))} | "
               f"{ratio(f['rss_mib'], j['rss_mib'])} | {ratio(f['latency_ms']['p99'], j['latency_ms']['p99'])} | "
               f"{ratio(f['packets_per_viewer_s'], j['packets_per_viewer_s'])} |")
         w("")
@@ -200,9 +228,7 @@ def markdown(data, others, plot, pinned):
                 lat = " / ".join(fmt(r and r["latency_ms"]["p99"], 1) for r in per_run)
                 lost = " / ".join("–" if r is None else f"{r['packets_lost']}, {r['frames_lost']}" for r in per_run)
                 ratios = "" if server == "janus" else " / ".join(
-                    ratio((by(d["rounds"], "fieldcast", n) or {}).get("cpu_per_viewer_pct"),
-                          (by(d["rounds"], "janus", n) or {}).get("cpu_per_viewer_pct"))
-                    for d in runs
+                    run_ratio(by(d["rounds"], "fieldcast", n), by(d["rounds"], "janus", n)) for d in runs
                 )
                 w(f"| {n} | {server} | {cpu} | {ratios} | {lat} | {lost} |")
         w("")
