@@ -60,26 +60,26 @@ def saturated(r):
 
 
 def cpu_ratio(f, j):
-    """fieldcast / Janus CPU, and how it was compared. Per viewer, unless Janus saturated: then
-    its CPU per viewer is capped by the core and says nothing of what it needed, so the two
-    are compared per packet delivered."""
+    """fieldcast / Janus CPU, how it was compared, and whether per packet. Per viewer, unless
+    Janus saturated: then its CPU per viewer is capped by the core and says nothing of what it
+    needed, so the two are compared per packet delivered."""
     if f is None or j is None or f["cpu_per_viewer_pct"] is None or not j["cpu_per_viewer_pct"]:
-        return None, None
+        return None, None, False
     if saturated(j) and not saturated(f):
         fp, jp = per_packet_us(f), per_packet_us(j)
         if fp is None or not jp:
-            return None, None
+            return None, None, True
         return fp / jp, (f"per packet delivered, Janus saturated ({j['cpu_pct']:.0f} % of a core, "
-                         f"{j['packets_lost']} packets lost): {fp:.1f} vs {jp:.1f} µs")
+                         f"{j['packets_lost']} packets lost): {fp:.1f} vs {jp:.1f} µs"), True
     return f["cpu_per_viewer_pct"] / j["cpu_per_viewer_pct"], (
-        f"{f['cpu_per_viewer_pct']:.3f} % vs {j['cpu_per_viewer_pct']:.3f} % of a core")
+        f"{f['cpu_per_viewer_pct']:.3f} % vs {j['cpu_per_viewer_pct']:.3f} % of a core"), False
 
 
 def run_ratio(f, j):
-    r, how = cpu_ratio(f, j)
+    r, _, per_packet = cpu_ratio(f, j)
     if r is None:
         return "–"
-    return f"{r:.2f} (per packet, Janus saturated)" if how.startswith("per packet") else f"{r:.2f}"
+    return f"{r:.2f} (per packet, Janus saturated)" if per_packet else f"{r:.2f}"
 
 
 def by(rounds, server, n):
@@ -103,7 +103,7 @@ def targets(data):
     fc = lambda n: by(rounds, "fieldcast", n)  # noqa: E731
     ja = lambda n: by(rounds, "janus", n)  # noqa: E731
     for n in (100, 200):
-        r, how = cpu_ratio(fc(n), ja(n))
+        r, how, _ = cpu_ratio(fc(n), ja(n))
         if r is not None:
             rows.append((f"CPU per viewer ≤ 0.5 × Janus at {n}", f"{r:.2f} × ({how})", r <= 0.5))
         else:
