@@ -105,6 +105,17 @@ export async function launchChromium() {
   };
 }
 
+// The browser's count of decoded video frames (inbound-rtp framesDecoded), 0 before any.
+export async function framesDecoded(page) {
+  return page.evaluate(async () => {
+    let decoded = 0;
+    (await window.fieldcast.pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") decoded = s.framesDecoded ?? 0;
+    });
+    return decoded;
+  });
+}
+
 // Counts decoded frames shown by the page's <video> over `ms` milliseconds.
 export async function countFrames(page, ms) {
   return page.evaluate(

@@ -36,9 +36,9 @@ own fieldcast and a fresh headless Firefox:
   the same decode path as a user with the real plugin and FFmpeg installed. The stub run
   is skipped when no libavcodec is installed. Asserts: H264 offered, 201 answer whose
   video section is H264 with packetization-mode=1, connection "connected", inbound-rtp
-  codec video/H264 at 1280x720, framesDecoded at 30 fps +-20% over 3 s and as many
-  <video> frame callbacks, and the viewer page's own <video> presenting 30 fps +-20%
-  at 1280x720 with fieldcast counting one viewer.
+  codec video/H264 at 1280x720, framesDecoded within 20 % of the source's frame rate over
+  3 s and as many <video> frame callbacks, and the viewer page's own <video> presenting
+  within 20 % of the source's rate at 1280x720 with fieldcast counting one viewer.
 
 Firefox never reaches beyond loopback: MOZ_DISABLE_NONLOCAL_CONNECTIONS=1 makes it refuse
 (and, under Marionette, crash on) any non-local connection, and the profile disables
@@ -610,7 +610,12 @@ def run(firefox, fieldcast, mode, gmp_source):
             check((end.get("codec") or "").lower() == "video/h264", "inbound-rtp codec is video/H264", end.get("codec"))
             check((end.get("frameWidth"), end.get("frameHeight")) == (1280, 720), "decoded frames are 1280x720",
                   (end.get("frameWidth"), end.get("frameHeight")))
-            lo, hi = EXPECTED_FPS * (1 - FPS_TOLERANCE), EXPECTED_FPS * (1 + FPS_TOLERANCE)
+            # Against the source's rate over the end of the same window (a busy machine slows
+            # the encoder, and a browser can only decode what was sent).
+            source_fps = http_get_json(f"{base}/api/status")["stream"]["fps"]
+            log(f"the source's rate over the last 2 s: {source_fps} fps")
+            check(source_fps > 20, f"the test pipeline produces about {EXPECTED_FPS:.0f} fps", source_fps)
+            lo, hi = source_fps * (1 - FPS_TOLERANCE), source_fps * (1 + FPS_TOLERANCE)
             check(own.get("decodedFps") is not None and lo <= own["decodedFps"] <= hi, f"framesDecoded rate within {lo:.0f}-{hi:.0f} fps", own["decodedFps"])
             check(own.get("frameCallbackFps") is not None and lo <= own["frameCallbackFps"] <= hi,
                   f"<video> requestVideoFrameCallback rate within {lo:.0f}-{hi:.0f} fps", own.get("frameCallbackFps"))
@@ -624,7 +629,13 @@ def run(firefox, fieldcast, mode, gmp_source):
                 return (seen["readyState"] or 0) >= 2 and (seen["videoSize"] or [0])[0] > 0
 
             wait_for("the viewer page's <video> showing a picture (readyState >= 2, videoWidth > 0)", 20, page_plays, 0.25)
+            made_before = http_get_json(f"{base}/api/status")["stream"]["frames"]
+            started = time.monotonic()
             page = client.execute_async_script(JS_PAGE_FPS, script_args=[int(MEASURE_S * 1000)], script_timeout=30_000)
+            made = http_get_json(f"{base}/api/status")["stream"]["frames"] - made_before
+            source_fps = made / (time.monotonic() - started)
+            log(f"the source made {made} frames over the page's measurement ({source_fps:.1f} fps)")
+            lo, hi = source_fps * (1 - FPS_TOLERANCE), source_fps * (1 + FPS_TOLERANCE)
             b = client.execute_script(JS_PAGE_VIEW)
             log(f"viewer page: {fmt(page.get('fps'))} fps (requestVideoFrameCallback) over {fmt(page.get('seconds'))} s, "
                 f"video {b['videoSize']}, text {b['text']!r}")
