@@ -59,27 +59,42 @@ def saturated(r):
     return (r["cpu_pct"] or 0) >= 95 or r["packets_lost"] > 0 or r["all_video_s"] is None
 
 
+def server_steal(data, r):
+    """% of the server's CPU the hypervisor gave to other guests during the window (the
+    highest of the CPUs it was pinned to, or of all when it was not); None if not recorded."""
+    steal = r["machine"].get("machine_cpu_steal_pct")
+    if not steal:
+        return None
+    pinned = [int(c) for c in str(data.get("server_cpus") or "").split(",") if c.strip().isdigit()]
+    chosen = [steal[c] for c in pinned if c < len(steal)] or steal
+    return max(chosen)
+
+
 def cpu_ratio(f, j):
-    """fieldcast / Janus CPU, how it was compared, and whether per packet. Per viewer, unless
-    Janus saturated: then its CPU per viewer is capped by the core and says nothing of what it
-    needed, so the two are compared per packet delivered."""
+    """fieldcast / Janus CPU, how it was compared, and which servers did not keep up (empty
+    when compared per viewer). Per viewer, unless a server did not keep up: then its CPU per
+    viewer may be capped by the core and covers packets it never delivered, so the two are
+    compared per packet delivered."""
     if f is None or j is None or f["cpu_per_viewer_pct"] is None or not j["cpu_per_viewer_pct"]:
-        return None, None, False
-    if saturated(j) and not saturated(f):
+        return None, None, ""
+    who = " and ".join(name for name, r in (("fieldcast", f), ("Janus", j)) if saturated(r))
+    if who:
         fp, jp = per_packet_us(f), per_packet_us(j)
         if fp is None or not jp:
-            return None, None, True
-        return fp / jp, (f"per packet delivered, Janus saturated ({j['cpu_pct']:.0f} % of a core, "
-                         f"{j['packets_lost']} packets lost): {fp:.1f} vs {jp:.1f} µs"), True
+            return None, None, who
+        why = "; ".join(f"{name} {r['cpu_pct']:.0f} % of a core, {r['packets_lost']} packets lost, "
+                        f"{r['without_video']} viewers without video"
+                        for name, r in (("fieldcast", f), ("Janus", j)) if saturated(r))
+        return fp / jp, f"per packet delivered, as {who} did not keep up ({why}): {fp:.1f} vs {jp:.1f} µs", who
     return f["cpu_per_viewer_pct"] / j["cpu_per_viewer_pct"], (
-        f"{f['cpu_per_viewer_pct']:.3f} % vs {j['cpu_per_viewer_pct']:.3f} % of a core"), False
+        f"{f['cpu_per_viewer_pct']:.3f} % vs {j['cpu_per_viewer_pct']:.3f} % of a core"), ""
 
 
 def run_ratio(f, j):
-    r, _, per_packet = cpu_ratio(f, j)
+    r, _, who = cpu_ratio(f, j)
     if r is None:
         return "–"
-    return f"{r:.2f} (per packet, Janus saturated)" if per_packet else f"{r:.2f}"
+    return f"{r:.2f} (per packet; {who} did not keep up)" if who else f"{r:.2f}"
 
 
 def by(rounds, server, n):
@@ -115,7 +130,9 @@ def targets(data):
         rows.append(("TTFF p95 ≤ 600 ms", f"{t['p95']:.0f} ms", t["p95"] <= 600))
     f = fc(100)
     if f and f["latency_ms"]["p99"] is not None:
-        rows.append(("added latency p99 ≤ 5 ms at 100 viewers", f"{f['latency_ms']['p99']:.2f} ms (p50 {f['latency_ms']['p50']:.2f}); keyframes p99 {fmt(f.get('keyframe_latency_ms', {}).get('p99'), 1)}, other frames p99 {fmt(f.get('delta_latency_ms', {}).get('p99'), 2)}", f["latency_ms"]["p99"] <= 5))
+        steal = server_steal(data, f)
+        stolen = "" if steal is None else f"; the hypervisor took {steal:.0f} % of the server's core (steal)"
+        rows.append(("added latency p99 ≤ 5 ms at 100 viewers", f"{f['latency_ms']['p99']:.2f} ms (p50 {f['latency_ms']['p50']:.2f}); keyframes p99 {fmt(f.get('keyframe_latency_ms', {}).get('p99'), 1)}, other frames p99 {fmt(f.get('delta_latency_ms', {}).get('p99'), 2)}{stolen}", f["latency_ms"]["p99"] <= 5))
     fc_rounds = [r for r in rounds if r["server"] == "fieldcast"]
     if fc_rounds:
         lost = sum(r["packets_lost"] + r["frames_lost"] for r in fc_rounds)
@@ -132,7 +149,10 @@ def targets(data):
 
 
 def markdown(data, others, plot, pinned):
-    m = machine()
+    m = data.get("host")
+    if m is None:
+        m = machine()
+        m["revision"] += " (the results name no host: this is the machine the report was written on)"
     rounds = data["rounds"]
     s = data["stream"]
     out = []
@@ -156,11 +176,15 @@ def markdown(data, others, plot, pinned):
       f"{data['window_s']:.0f} s measured per server and N; Janus: {data['janus']}\n")
 
     w("## Results\n")
-    w("| N | server | joined | all video (s) | TTFF p50 / p95 (ms) | CPU (% of a core) | CPU per viewer (%) | CPU per packet sent (µs) | RSS (MiB) | packets/s per viewer | lost packets / frames | latency p50 / p99 / max (ms) | latency p99, keyframes / other frames (ms) | client CPU (%) | CPU0 / CPU1 busy (%) |")
+    w("| N | server | joined | all video (s) | TTFF p50 / p95 (ms) | CPU (% of a core) | CPU per viewer (%) | CPU per packet sent (µs) | RSS (MiB) | packets/s per viewer | lost packets / frames | latency p50 / p99 / max (ms) | latency p99, keyframes / other frames (ms) | client CPU (%) | CPU0 / CPU1 busy (steal) (%) |")
     w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rounds:
         lat = r["latency_ms"]
-        busy = " / ".join(f"{b:.0f}" for b in r["machine"]["machine_cpu_busy_pct"])
+        steal = r["machine"].get("machine_cpu_steal_pct") or []
+        busy = " / ".join(
+            f"{b:.0f}" + (f" ({steal[i]:.0f})" if i < len(steal) else "")
+            for i, b in enumerate(r["machine"]["machine_cpu_busy_pct"])
+        )
         errors = f" ({len(r['join_errors'])} failed)" if r["join_errors"] else ""
         w(f"| {r['viewers']} | {r['server']} | {r['joined']}{errors} | {fmt(r['all_video_s'], 2)} | "
           f"{fmt(r['ttff_ms']['p50'], 0)} / {fmt(r['ttff_ms']['p95'], 0)} | {fmt(r['cpu_pct'])} | "
@@ -181,7 +205,7 @@ def markdown(data, others, plot, pinned):
         idle_cpu = {i["server"]: i["cpu_pct"] or 0 for i in data["idle"]}
         for n, f, j in pairs:
             marginal = lambda r: None if r["cpu_pct"] is None else (r["cpu_pct"] - idle_cpu[r["server"]]) / n  # noqa: E731
-            mark = " (Janus saturated)" if saturated(j) else ""
+            mark = " (Janus did not keep up)" if saturated(j) else ""
             w(f"| {n} | {ratio(f['cpu_per_viewer_pct'], j['cpu_per_viewer_pct'])}{mark} | {ratio(marginal(f), marginal(j))} | "
               f"{ratio(f['rss_mib'], j['rss_mib'])} | {ratio(f['latency_ms']['p99'], j['latency_ms']['p99'])} | "
               f"{ratio(f['packets_per_viewer_s'], j['packets_per_viewer_s'])} |")

@@ -127,6 +127,16 @@ def measure(command, budget, work):
     log(f"measured in {time.monotonic() - measured:.0f} s")
 
 
+def stamp_host(results):
+    """Records in the results which machine and revision measured them, so a report rebuilt
+    later, elsewhere, still names the host the figures come from."""
+    from report import machine  # bench/report.py, beside this file
+
+    data = json.loads(results.read_text())
+    data["host"] = machine()
+    results.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="N=1,5 for a few seconds each (CI)")
@@ -211,6 +221,7 @@ def main():
         # The first run is the one reported in full; the others show how much figures move.
         out = out_dir / ("results.json" if index == 0 else f"results-{index + 1}.json")
         measure(command + ["--out", str(out)], budget, work)
+        stamp_host(out)
         results.append(out)
     for stale in out_dir.glob("results-*.json"):
         if stale not in results:

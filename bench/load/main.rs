@@ -294,7 +294,7 @@ async fn run(args: Args) -> Result<(), String> {
             let clock = &feeder.clocks[index];
             let result = round::run(server, clock, &http, &settings, ticks).await;
             println!(
-                "{} N={viewers}: joined {} ({} errors), all video {:?} s, ttff p50 {:?} ms, cpu {:?} %, rss {:?} MiB, lost {}/{} packets/frames, latency p99 {:?} ms",
+                "{} N={viewers}: joined {} ({} errors), all video {:?} s, ttff p50 {:?} ms, cpu {:?} %, rss {:?} MiB, lost {}/{} packets/frames, latency p99 {:?} ms, steal per CPU {:.0?} %",
                 server.kind.name(),
                 result.joined,
                 result.join_errors.len(),
@@ -305,6 +305,7 @@ async fn run(args: Args) -> Result<(), String> {
                 result.packets_lost,
                 result.frames_lost,
                 result.latency_ms.p99,
+                result.machine.machine_cpu_steal_pct,
             );
             for error in result.join_errors.iter().take(3) {
                 println!("  join error: {error}");

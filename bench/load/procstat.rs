@@ -1,6 +1,6 @@
 //! What the kernel says about a process and the machine: CPU time (utime + stime from
-//! /proc/PID/stat), resident memory (VmRSS), per-CPU busy time (/proc/stat) and UDP receive
-//! errors (/proc/net/snmp).
+//! /proc/PID/stat), resident memory (VmRSS), per-CPU busy and steal time (/proc/stat) and UDP
+//! receive errors (/proc/net/snmp).
 
 use std::time::Instant;
 
@@ -26,8 +26,18 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
     Some(fieldcast::procfs::rss_kib(&status)? as f64 / 1024.0)
 }
 
-/// Busy and total ticks of each CPU.
-fn cpu_times() -> Vec<(u64, u64)> {
+/// Ticks of one CPU since boot, from its /proc/stat line.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTimes {
+    /// Everything but idle and iowait; steal included.
+    busy: u64,
+    /// Time the hypervisor ran something else while this virtual CPU had work.
+    steal: u64,
+    total: u64,
+}
+
+/// Ticks of each CPU.
+fn cpu_times() -> Vec<CpuTimes> {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
         return Vec::new();
     };
@@ -39,10 +49,14 @@ fn cpu_times() -> Vec<(u64, u64)> {
                 .skip(1)
                 .filter_map(|v| v.parse().ok())
                 .collect();
-            let total: u64 = values.iter().take(8).sum();
-            // idle + iowait
-            let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-            (total - idle, total)
+            // user nice system idle iowait irq softirq steal (guest time is inside user)
+            let field = |i: usize| values.get(i).copied().unwrap_or(0);
+            let total: u64 = (0..8).map(field).sum();
+            CpuTimes {
+                busy: total - field(3) - field(4),
+                steal: field(7),
+                total,
+            }
         })
         .collect()
 }
@@ -68,16 +82,20 @@ fn udp_errors() -> u64 {
 pub struct Sample {
     at: Instant,
     processes: Vec<Option<u64>>,
-    cpus: Vec<(u64, u64)>,
+    cpus: Vec<CpuTimes>,
     udp_errors: u64,
 }
 
-/// Over a window: CPU of each process (% of one core), busy % of each CPU, UDP errors.
+/// Over a window: CPU of each process (% of one core), busy and steal % of each CPU, UDP
+/// errors.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WindowUsage {
     pub seconds: f64,
     pub process_cpu_pct: Vec<Option<f64>>,
     pub machine_cpu_busy_pct: Vec<f64>,
+    /// Share of each CPU the hypervisor gave to other guests while it had work: on a shared
+    /// host this delays whatever was waiting, latency first.
+    pub machine_cpu_steal_pct: Vec<f64>,
     pub udp_receive_errors: u64,
 }
 
@@ -104,15 +122,18 @@ impl Sample {
                     Some((b.as_ref()? - a.as_ref()?) as f64 / ticks_per_s / seconds * 100.0)
                 })
                 .collect(),
-            machine_cpu_busy_pct: self
-                .cpus
-                .iter()
-                .zip(&end.cpus)
-                .map(|((busy_a, total_a), (busy_b, total_b))| {
-                    (busy_b - busy_a) as f64 / ((total_b - total_a).max(1)) as f64 * 100.0
-                })
-                .collect(),
+            machine_cpu_busy_pct: self.cpu_share(&end, |t| t.busy),
+            machine_cpu_steal_pct: self.cpu_share(&end, |t| t.steal),
             udp_receive_errors: end.udp_errors - self.udp_errors,
         }
+    }
+
+    /// Per CPU, the part of its ticks over the window that `part` counts, in %.
+    fn cpu_share(&self, end: &Sample, part: impl Fn(&CpuTimes) -> u64) -> Vec<f64> {
+        self.cpus
+            .iter()
+            .zip(&end.cpus)
+            .map(|(a, b)| (part(b) - part(a)) as f64 / (b.total - a.total).max(1) as f64 * 100.0)
+            .collect()
     }
 }

@@ -41,7 +41,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 
 pub fn print_table(results: &[RoundResult]) {
     println!(
-        "\n{:<9} {:>4} {:>6} {:>8} {:>13} {:>7} {:>8} {:>7} {:>7} {:>9} {:>13} {:>7}",
+        "\n{:<9} {:>4} {:>6} {:>8} {:>13} {:>7} {:>8} {:>7} {:>7} {:>9} {:>13} {:>7} {:>9}",
         "server",
         "N",
         "joined",
@@ -53,11 +53,12 @@ pub fn print_table(results: &[RoundResult]) {
         "pkt/s",
         "lost p/f",
         "lat p50/p99",
-        "client%"
+        "client%",
+        "steal%"
     );
     for r in results {
         println!(
-            "{:<9} {:>4} {:>6} {:>8} {:>13} {:>7} {:>8} {:>7} {:>7.1} {:>9} {:>13} {:>7}",
+            "{:<9} {:>4} {:>6} {:>8} {:>13} {:>7} {:>8} {:>7} {:>7.1} {:>9} {:>13} {:>7} {:>9}",
             r.server.name(),
             r.viewers,
             r.joined,
@@ -70,6 +71,12 @@ pub fn print_table(results: &[RoundResult]) {
             format!("{}/{}", r.packets_lost, r.frames_lost),
             format!("{}/{}", num(r.latency_ms.p50, 2), num(r.latency_ms.p99, 2)),
             num(r.client_cpu_pct, 0),
+            r.machine
+                .machine_cpu_steal_pct
+                .iter()
+                .map(|steal| format!("{steal:.0}"))
+                .collect::<Vec<_>>()
+                .join("/"),
         );
     }
     let find = |kind: Kind, n: usize| results.iter().find(|r| r.server == kind && r.viewers == n);
