@@ -112,7 +112,7 @@ pub async fn ice(settings: &PeerSettings) -> Vec<Finding> {
         )];
     }
     let settings = settings.for_viewer(std::time::SystemTime::now());
-    let peer = match build_peer(&settings, Arc::new(Quiet)).await {
+    let peer = match build_peer(&settings, Arc::new(Quiet), Arc::default()).await {
         Ok(peer) => peer,
         Err(e) => return vec![finding(false, "ice", format!("cannot set up WebRTC: {e}"))],
     };

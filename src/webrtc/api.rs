@@ -1,6 +1,8 @@
 //! How every viewer's PeerConnection is built: one H.264 send-only codec, the send-side
-//! interceptors (NACK answers, sender reports), and viewer RTCP passed up to fieldcast.
+//! interceptors (a frame's packets in one step, NACK answers, sender reports), and viewer RTCP
+//! passed up to fieldcast.
 
+use crate::webrtc::frame_batch::{FrameBatch, Outbox};
 use crate::webrtc::ports;
 use crate::webrtc::runtime::TokioWith;
 use rtc::interceptor::{
@@ -32,6 +34,9 @@ const H264_PAYLOAD_TYPE: u8 = 102;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// Where viewer RTCP is marked for the application: after every interceptor that acts on it.
 const RTCP_TO_APPLICATION_SLOT: usize = 14_000;
+/// Where a frame's packets enter the chain: before every interceptor on the way out, so the
+/// NACK history and the sender reports see each packet.
+const FRAME_BATCH_SLOT: usize = 15_000;
 
 /// A STUN or TURN server, used by fieldcast's own connections and advertised to viewers.
 pub use crate::webrtc::ice_servers::IceServer;
@@ -113,10 +118,11 @@ pub fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// Builds one viewer's PeerConnection.
+/// Builds one viewer's PeerConnection; its video frames enter the stack through `outbox`.
 pub async fn build_peer(
     settings: &PeerSettings,
     handler: Arc<dyn PeerConnectionEventHandler>,
+    outbox: Arc<Outbox>,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(
@@ -142,7 +148,8 @@ pub async fn build_peer(
         .with(
             Slot::from(RTCP_TO_APPLICATION_SLOT),
             RtcpToApplication::default(),
-        );
+        )
+        .with(Slot::from(FRAME_BATCH_SLOT), FrameBatch::new(outbox));
 
     let configuration = RTCConfigurationBuilder::new()
         .with_ice_servers(

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod batched_socket;
 pub mod feedback;
+pub mod frame_batch;
 pub mod ice_servers;
 pub mod offer;
 pub mod ports;

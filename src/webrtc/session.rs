@@ -7,6 +7,7 @@ use crate::http::access::Credential;
 use crate::media::rtp::RtpRewriter;
 use crate::webrtc::api::{PeerSettings, build_peer};
 use crate::webrtc::feedback;
+use crate::webrtc::frame_batch::{OUTBOX_PACKETS, Outbox};
 use crate::webrtc::offer::OfferSummary;
 use crate::webrtc::sdpfrag::SdpFrag;
 use crate::webrtc::totals::Totals;
@@ -34,6 +35,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const GATHER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long closing a PeerConnection may take before we stop waiting for it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a frame waits for the connection to take the packets before it; past that they
+/// are dropped.
+const OUTBOX_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -111,6 +115,8 @@ struct Outbound {
     track: Arc<TrackLocalStaticRTP>,
     rewriter: RtpRewriter,
     sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+    /// Video only: where a frame's packets wait for the stack to take them in one step.
+    outbox: Option<Arc<Outbox>>,
 }
 
 /// What the session's task needs besides the shared part.
@@ -161,10 +167,15 @@ impl ViewerSession {
         credential: Credential,
     ) -> Result<(Arc<ViewerSession>, ViewerStream, String), SessionError> {
         let (events_tx, mut events) = watch::channel(PeerEvents::default());
-        let peer = build_peer(settings, Arc::new(EventForwarder(events_tx)))
-            .await
-            .map_err(|e| SessionError::Setup(e.to_string()))?;
-        let result = Self::answer(&peer, settings, offer, wanted, &mut events).await;
+        let outbox = Arc::new(Outbox::default());
+        let peer = build_peer(
+            settings,
+            Arc::new(EventForwarder(events_tx)),
+            Arc::clone(&outbox),
+        )
+        .await
+        .map_err(|e| SessionError::Setup(e.to_string()))?;
+        let result = Self::answer(&peer, settings, offer, wanted, &mut events, outbox).await;
         let (video, audio, answer) = match result {
             Ok(parts) => parts,
             Err(e) => {
@@ -200,6 +211,7 @@ impl ViewerSession {
         offer: String,
         wanted: &OfferSummary,
         events: &mut watch::Receiver<PeerEvents>,
+        outbox: Arc<Outbox>,
     ) -> Result<(Option<Outbound>, Option<Outbound>, String), SessionError> {
         // One stream id for both tracks: browsers align sound and picture within a stream.
         let stream_id = format!("fieldcast-{}", random_token());
@@ -230,7 +242,12 @@ impl ViewerSession {
             .await
             .map_err(negotiation)?;
         let video = match video {
-            Some(pending) => Some(pending.negotiated().await?),
+            Some(pending) => {
+                outbox.set_ssrc(pending.ssrc);
+                let mut video = pending.negotiated().await?;
+                video.outbox = Some(outbox);
+                Some(video)
+            }
             None => None,
         };
         let audio = match audio {
@@ -497,23 +514,54 @@ impl ViewerSession {
         queue
     }
 
+    /// Hands the frame's packets to the connection in one step (`frame_batch.rs`).
     async fn send_frame(&self, out: &mut Outbound, queued: &Queued, totals: &Totals) {
         let stats = &self.stats;
-        for packet in &queued.frame.packets {
+        // Only the video track has an outbox, and only video frames come here.
+        let Some(outbox) = out.outbox.clone() else {
+            return;
+        };
+        // A connection that has stopped taking packets gets what waits dropped, not piled up.
+        if !outbox.wait_for_room(OUTBOX_PACKETS, OUTBOX_WAIT).await {
+            let dropped = outbox.clear();
+            stats
+                .send_errors
+                .fetch_add(dropped as u64, Ordering::Relaxed);
+            tracing::debug!(viewer = %self.id, dropped, "the connection took no packets for {OUTBOX_WAIT:?}");
+        }
+        let (mut count, mut size) = (0u64, 0u64);
+        let rewriter = &mut out.rewriter;
+        let packets = queued.frame.packets.iter().map(|packet| {
             let timestamp = queued.replay_timestamp.unwrap_or(packet.header.timestamp);
-            let packet = out.rewriter.rewrite_at(packet, timestamp);
-            let size = packet.payload.len() as u64;
-            match out.track.write_rtp(packet).await {
-                Ok(()) => {
-                    stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                    stats.bytes_sent.fetch_add(size, Ordering::Relaxed);
-                    Totals::add(&totals.video_packets, 1);
-                    Totals::add(&totals.bytes, size);
-                }
-                Err(e) => {
-                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(viewer = %self.id, "RTP not sent: {e}");
-                }
+            let packet = rewriter.rewrite_at(packet, timestamp);
+            count += 1;
+            size += packet.payload.len() as u64;
+            packet
+        });
+        let Some((doorbell, rings)) = outbox.push_frame(packets) else {
+            return;
+        };
+        let mut written = Ok(());
+        for _ in 0..rings {
+            written = out.track.write_rtp(doorbell.clone()).await;
+            if written.is_err() {
+                break;
+            }
+        }
+        match written {
+            Ok(()) => {
+                stats.packets_sent.fetch_add(count, Ordering::Relaxed);
+                stats.bytes_sent.fetch_add(size, Ordering::Relaxed);
+                Totals::add(&totals.video_packets, count);
+                Totals::add(&totals.bytes, size);
+            }
+            Err(e) => {
+                // Without their doorbells the packets waiting would not all leave: drop them.
+                let dropped = outbox.clear();
+                stats
+                    .send_errors
+                    .fetch_add(dropped as u64, Ordering::Relaxed);
+                tracing::debug!(viewer = %self.id, dropped, "RTP not sent: {e}");
             }
         }
         if stats.frames_sent.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -630,6 +678,7 @@ impl PendingTrack {
         Ok(Outbound {
             sender: self.sender,
             track: self.track,
+            outbox: None,
             rewriter: RtpRewriter::new(
                 self.ssrc,
                 payload_type,
