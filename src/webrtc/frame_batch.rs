@@ -1,4 +1,4 @@
-//! A whole video frame into the WebRTC stack in one step.
+//! A video frame into the WebRTC stack a few packets at a time instead of one by one.
 //!
 //! webrtc-rs takes RTP one packet at a time: each `write_rtp` is a message to the
 //! connection's driver, which checks the packet against the sender's parameters and then
@@ -31,7 +31,7 @@ pub struct Outbox {
     packets: Mutex<VecDeque<rtc::rtp::Packet>>,
     /// The video SSRC whose empty packets are doorbells; 0 until the track exists.
     ssrc: AtomicU32,
-    /// Signalled whenever the stack has taken the waiting packets.
+    /// Signalled whenever the stack has taken packets.
     drained: Notify,
 }
 
