@@ -115,7 +115,7 @@ struct Outbound {
     track: Arc<TrackLocalStaticRTP>,
     rewriter: RtpRewriter,
     sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
-    /// Video only: where a frame's packets wait for the stack to take them in one step.
+    /// Video only: where a frame's packets wait for the stack to take them, eight at a time.
     outbox: Option<Arc<Outbox>>,
 }
 
@@ -514,7 +514,7 @@ impl ViewerSession {
         queue
     }
 
-    /// Hands the frame's packets to the connection in one step (`frame_batch.rs`).
+    /// Hands the frame's packets to the connection a few at a time (`frame_batch.rs`).
     async fn send_frame(&self, out: &mut Outbound, queued: &Queued, totals: &Totals) {
         let stats = &self.stats;
         // Only the video track has an outbox, and only video frames come here.
