@@ -1,6 +1,6 @@
 //! How every viewer's PeerConnection is built: one H.264 send-only codec, the send-side
-//! interceptors (a frame's packets in one step, NACK answers, sender reports), and viewer RTCP
-//! passed up to fieldcast.
+//! interceptors (a frame's packets a few at a time, NACK answers, sender reports), and viewer
+//! RTCP passed up to fieldcast.
 
 use crate::webrtc::frame_batch::{FrameBatch, Outbox};
 use crate::webrtc::ports;

@@ -47,12 +47,8 @@ impl Outbox {
     }
 
     /// Packets waiting.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Queues a frame's packets (already this viewer's: payload type, SSRC, sequence
@@ -203,6 +199,14 @@ mod tests {
         }
     }
 
+    /// An outbox for video SSRC 7, and the interceptor it feeds.
+    fn video_ssrc_7() -> (Arc<Outbox>, FrameBatch) {
+        let outbox = Arc::new(Outbox::default());
+        outbox.set_ssrc(7);
+        let batch = FrameBatch::new(Arc::clone(&outbox));
+        (outbox, batch)
+    }
+
     fn tagged(packet: rtc::rtp::Packet) -> TaggedPacket {
         TaggedPacket {
             now: Instant::now(),
@@ -223,9 +227,7 @@ mod tests {
 
     #[test]
     fn a_doorbell_becomes_the_frames_packets_in_order() {
-        let outbox = Arc::new(Outbox::default());
-        outbox.set_ssrc(7);
-        let mut batch = FrameBatch::new(Arc::clone(&outbox));
+        let (outbox, mut batch) = video_ssrc_7();
         let (doorbell, rings) = outbox
             .push_frame([
                 packet(7, 1, b"aa"),
@@ -239,14 +241,12 @@ mod tests {
         assert_eq!(rings, 1);
         batch.handle_write(tagged(doorbell)).unwrap();
         assert_eq!(written(&mut batch), vec![(1, 2), (2, 3), (3, 1)]);
-        assert!(outbox.is_empty());
+        assert_eq!(outbox.len(), 0);
     }
 
     #[test]
     fn a_large_frame_rings_once_per_release_and_leaves_whole_and_in_order() {
-        let outbox = Arc::new(Outbox::default());
-        outbox.set_ssrc(7);
-        let mut batch = FrameBatch::new(Arc::clone(&outbox));
+        let (outbox, mut batch) = video_ssrc_7();
         let count = 2 * RELEASE_PACKETS as u16 + 3;
         let (doorbell, rings) = outbox
             .push_frame((0..count).map(|seq| packet(7, seq, b"x")))
@@ -264,14 +264,12 @@ mod tests {
             sent.extend(pass.into_iter().map(|(seq, _)| seq));
         }
         assert_eq!(sent, (0..count).collect::<Vec<_>>());
-        assert!(outbox.is_empty());
+        assert_eq!(outbox.len(), 0);
     }
 
     #[test]
     fn frames_queued_before_their_doorbells_arrive_keep_their_order() {
-        let outbox = Arc::new(Outbox::default());
-        outbox.set_ssrc(7);
-        let mut batch = FrameBatch::new(Arc::clone(&outbox));
+        let (outbox, mut batch) = video_ssrc_7();
         let (first, _) = outbox
             .push_frame([packet(7, 1, b"a"), packet(7, 2, b"b")])
             .unwrap();
@@ -284,9 +282,7 @@ mod tests {
 
     #[test]
     fn other_packets_pass_untouched() {
-        let outbox = Arc::new(Outbox::default());
-        outbox.set_ssrc(7);
-        let mut batch = FrameBatch::new(Arc::clone(&outbox));
+        let (outbox, mut batch) = video_ssrc_7();
         outbox.push_frame([packet(7, 1, b"a")]);
         // Sound (another SSRC), and an empty packet of another SSRC: not doorbells.
         batch.handle_write(tagged(packet(9, 50, b"opus"))).unwrap();

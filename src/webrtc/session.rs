@@ -518,7 +518,7 @@ impl ViewerSession {
     async fn send_frame(&self, out: &mut Outbound, queued: &Queued, totals: &Totals) {
         let stats = &self.stats;
         // Only the video track has an outbox, and only video frames come here.
-        let Some(outbox) = out.outbox.clone() else {
+        let Some(outbox) = out.outbox.as_ref() else {
             return;
         };
         // A connection that has stopped taking packets gets what waits dropped, not piled up.
