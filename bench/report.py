@@ -277,6 +277,10 @@ def markdown(data, others, plot, pinned):
     if plot:
         w("## CPU and latency against N\n")
         w(f"![Server CPU and latency p50/p99 against N]({os.path.relpath(plot, ROOT)})\n")
+    # Glass-to-glass and soak figures come from other tools; their section is kept as written.
+    latency = ROOT / "bench" / "LATENCY.md"
+    if latency.exists():
+        w(latency.read_text())
     notes = ROOT / "bench" / "NOTES.md"
     if notes.exists():
         w(notes.read_text())

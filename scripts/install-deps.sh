@@ -12,6 +12,8 @@ packages=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(chromium firefox-esr python3-venv coturn iptables iproute2 systemd)
+  # Engines the publish tests feed (tests/publish/): Janus, nginx with RTMP, ffprobe.
+  packages+=(janus nginx libnginx-mod-rtmp ffmpeg)
   # Node may already come from elsewhere than Debian (e.g. NodeSource); use it if so.
   command -v npm >/dev/null || packages+=(nodejs npm)
 fi
@@ -42,7 +44,7 @@ if [[ "${1:-}" == "--test" ]]; then
   (cd "$(dirname "$0")/../tests/browser" && npm ci --no-audit --no-fund)
   # Python test tools (schemathesis, aiortc) in a virtualenv of their own, pinned.
   venv="$(dirname "$0")/../target/test-venv"
-  if [[ ! -x "$venv/bin/schemathesis" ]] || ! "$venv/bin/python" -c "import aiortc" 2>/dev/null; then
+  if [[ ! -x "$venv/bin/schemathesis" ]] || ! "$venv/bin/python" -c "import aiortc, aiohttp" 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$(dirname "$0")/../tests/requirements.txt"
   fi

@@ -66,6 +66,17 @@ pub fn run(config: &Config, file: Option<&Path>) -> Vec<Finding> {
                 Ok(()) => finding(true, "build", "the pipeline builds and pauses"),
                 Err(e) => finding(false, "build", e.to_string()),
             });
+            // RTMP re-encodes the sound to AAC: an encoder must be there.
+            let rtmp_with_sound = config
+                .publish
+                .iter()
+                .any(|t| t.kind == crate::publish::Kind::Rtmp && t.audio);
+            if rtmp_with_sound && resolved.audio.is_some() {
+                findings.push(match crate::publish::rtmp::aac_encoder() {
+                    Ok(encoder) => finding(true, "rtmp", format!("sound to AAC with {encoder}")),
+                    Err(e) => finding(false, "rtmp", e),
+                });
+            }
         }
         Err(e) => findings.push(finding(false, "pipeline", e.to_string())),
     }
@@ -89,6 +100,13 @@ pub fn run(config: &Config, file: Option<&Path>) -> Vec<Finding> {
             Ok(_) => finding(true, "media", format!("UDP {addr} can be bound")),
             Err(e) => finding(false, "media", format!("cannot bind UDP {addr}: {e}")),
         });
+    }
+    for target in &config.publish {
+        findings.push(finding(
+            true,
+            "publish",
+            format!("{} → {} ({})", target.name, target.shown_url(), target.kind),
+        ));
     }
     findings
 }

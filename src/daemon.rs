@@ -2,6 +2,8 @@
 //! serves HTTP until asked to stop.
 
 use crate::config::Config;
+use crate::config::admin_token::{self, AdminToken};
+use crate::config::state_dir;
 use crate::fanout::audio::AudioHub;
 use crate::fanout::keyframe::KeyframeGate;
 use crate::fanout::{FanoutHub, Hubs, JoinStart, run_keyframe_requests};
@@ -13,10 +15,11 @@ use crate::media::PipelineError;
 use crate::media::pipeline::{MediaPipeline, MediaSinks, PacketSink};
 use crate::media::presets;
 use crate::media::rtp::{AccessUnit, AccessUnitAssembler, parse};
+use crate::publish::Publishers;
 use crate::webrtc::registry::SessionRegistry;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -45,8 +48,13 @@ pub struct RunningDaemon {
     registry: SessionRegistry,
     /// Where HTTPS listens, when it is on.
     pub tls_addr: Option<SocketAddr>,
+    /// This run's admin token and where it came from (the link is shown when it is new).
+    pub admin: AdminToken,
     servers: Vec<Server>,
     notifier: JoinHandle<()>,
+    summary: JoinHandle<()>,
+    video_hub: Weak<FanoutHub>,
+    publishers: Publishers,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
@@ -68,8 +76,9 @@ fn spawn_server(
     (Some(stop), task)
 }
 
-/// Turns the appsink's RTP packets into frames on the hub. Runs on the streaming thread.
-fn video_sink(hub: Arc<FanoutHub>) -> PacketSink {
+/// Turns the appsink's RTP packets into frames on the hub. Runs on the streaming thread; holds
+/// the hub weakly, so a pipeline still streaming does not keep a stopped daemon's hub alive.
+fn video_sink(hub: Weak<FanoutHub>) -> PacketSink {
     let assembler = Mutex::new((AccessUnitAssembler::new(), Vec::<AccessUnit>::new()));
     Arc::new(move |raw| {
         let packet = match parse(&raw) {
@@ -79,6 +88,7 @@ fn video_sink(hub: Arc<FanoutHub>) -> PacketSink {
                 return;
             }
         };
+        let Some(hub) = hub.upgrade() else { return };
         let mut guard = assembler.lock().unwrap_or_else(|e| e.into_inner());
         let (assembler, done) = &mut *guard;
         assembler.push(packet, Instant::now(), done);
@@ -88,11 +98,13 @@ fn video_sink(hub: Arc<FanoutHub>) -> PacketSink {
     })
 }
 
-/// Hands the appsink's Opus packets to the audio hub. Runs on the streaming thread.
-fn audio_sink(hub: Arc<AudioHub>) -> PacketSink {
-    Arc::new(move |raw| match parse(&raw) {
-        Ok(packet) => hub.publish(Arc::new(packet)),
-        Err(e) => tracing::debug!("pipeline produced a non-RTP audio buffer: {e}"),
+/// Hands the appsink's Opus packets to the audio hub. Runs on the streaming thread; holds
+/// the hub weakly, as [`video_sink`] does.
+fn audio_sink(hub: Weak<AudioHub>) -> PacketSink {
+    Arc::new(move |raw| match (parse(&raw), hub.upgrade()) {
+        (Ok(packet), Some(hub)) => hub.publish(Arc::new(packet)),
+        (Ok(_), None) => {}
+        (Err(e), _) => tracing::debug!("pipeline produced a non-RTP audio buffer: {e}"),
     })
 }
 
@@ -107,7 +119,21 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
             tokens.viewers.len()
         );
     }
-    let access = Access::new(tokens.viewers, tokens.admin);
+    let state_dir = state_dir::choose(
+        config.state_dir.as_deref(),
+        &state_dir::Environment::of_process(),
+    );
+    let admin = admin_token::resolve(tokens.admin, &state_dir).map_err(DaemonError::Config)?;
+    match &admin.origin {
+        admin_token::Origin::Configured => {}
+        admin_token::Origin::Kept(path) | admin_token::Origin::Generated(path) => {
+            tracing::debug!("admin token kept in {}", path.display());
+        }
+        admin_token::Origin::Ephemeral(why) => {
+            tracing::warn!("admin token only for this run: {why}");
+        }
+    }
+    let access = Access::new(tokens.viewers, admin.token.clone());
     // Everything that can fail on the spot is tried before the camera starts.
     let https = match config.tls.listen {
         Some(addr) => {
@@ -134,8 +160,8 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
     let (hub, keyframe_events) = FanoutHub::new(config.viewer_queue_frames, join_start);
     let audio_hub = AudioHub::new();
     let sinks = MediaSinks {
-        video: video_sink(Arc::clone(&hub)),
-        audio: audio_sink(Arc::clone(&audio_hub)),
+        video: video_sink(Arc::downgrade(&hub)),
+        audio: audio_sink(Arc::downgrade(&audio_hub)),
     };
     let pipeline = MediaPipeline::start(resolved, sinks).await?;
     let hubs = Hubs {
@@ -153,7 +179,10 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
     ));
 
     let registry = SessionRegistry::start(hubs.clone(), config.connect_timeout);
+    let publishers = Publishers::start(&config.publish, &hubs, pipeline.has_audio(), &config.peer);
     let hubs_for_systemd = Arc::clone(&hubs.video);
+    let (summary, summary_task) =
+        crate::http::events::start_summary(registry.clone(), Arc::clone(&hubs.video));
     let state = AppState {
         registry: registry.clone(),
         hubs,
@@ -164,6 +193,8 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         admission: Arc::new(Admission::new(config.limits.clone())),
         keyframe_requests_sent,
         started: Instant::now(),
+        summary,
+        publishers: publishers.clone(),
     };
     let app = router(state);
     let connection_limits = ConnectionLimits {
@@ -199,17 +230,30 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         tls_addr,
         pipeline,
         registry,
+        admin,
         servers,
         notifier,
+        summary: summary_task,
+        video_hub: Arc::downgrade(&hubs_for_systemd),
+        publishers,
     })
 }
 
 impl RunningDaemon {
+    /// The video hub, weakly: it is gone once the daemon has stopped and released it.
+    pub fn video_hub(&self) -> Weak<FanoutHub> {
+        Weak::clone(&self.video_hub)
+    }
+
     /// Says goodbye to viewers, stops HTTP and the pipeline; bounded by a few seconds.
     pub async fn shutdown(mut self) {
         self.notifier.abort();
+        self.summary.abort();
         crate::systemd::stopping();
-        self.registry.close_all(VIEWER_CLOSE_DEADLINE).await;
+        let (_, ()) = tokio::join!(
+            self.registry.close_all(VIEWER_CLOSE_DEADLINE),
+            self.publishers.stop(VIEWER_CLOSE_DEADLINE)
+        );
         for (stop, _) in &mut self.servers {
             if let Some(stop) = stop.take() {
                 let _ = stop.send(());

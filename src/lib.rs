@@ -12,5 +12,6 @@ pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod procfs;
+pub mod publish;
 pub mod systemd;
 pub mod webrtc;

@@ -14,6 +14,7 @@ Examples:
   fieldcast run --title \"U12 final\" --audio none
   fieldcast run --pipeline usb-mjpeg --video-bitrate 1500
   fieldcast run --pipeline 'videotestsrc is-live=true ! {encoder} ! h264parse ! rtph264pay ! appsink name=video'
+  fieldcast run --publish rtp://janus.lan:5004  also feed a Janus streaming mountpoint
   fieldcast check                             is everything ready? (exit status 1 if not)
   fieldcast check --ice                       ... and what do the STUN/TURN servers say?
   fieldcast devices                           cameras, microphones and encoders here
@@ -90,6 +91,14 @@ struct Flags {
     /// Make a self-signed certificate for HTTPS when none is configured (LAN use)
     #[arg(long, env = "FIELDCAST_TLS_SELF_SIGNED")]
     tls_self_signed: bool,
+    /// Directory for what fieldcast keeps (the admin token); default: systemd's
+    /// $STATE_DIRECTORY, /var/lib/fieldcast for root, else ~/.local/state/fieldcast
+    #[arg(long, env = "FIELDCAST_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Also send the stream to this engine (repeatable; space-separated in the variable):
+    /// https://…/whip (WHIP), rtp://HOST:PORT, rtmp(s)://HOST/APP/KEY; added to [[publish]]
+    #[arg(long = "publish", env = "FIELDCAST_PUBLISH", value_delimiter = ' ')]
+    publish: Vec<String>,
 }
 
 impl Flags {
@@ -105,6 +114,8 @@ impl Flags {
             ice_servers: some_vec(self.ice_servers),
             tls_listen: self.tls_listen,
             tls_self_signed: self.tls_self_signed.then_some(true),
+            state_dir: self.state_dir,
+            publish: self.publish,
         }
     }
 }
@@ -213,6 +224,13 @@ async fn run(file: Option<PathBuf>, flags: Flags) -> ExitCode {
     }
     if let Some(first) = urls.first() {
         print_qr(first);
+        // Shown only when nobody could know the token otherwise: it was just made.
+        if daemon.admin.origin.announce() {
+            tracing::info!(
+                "admin page (keep this link private; it is shown only now): {first}admin#token={}",
+                daemon.admin.token
+            );
+        }
     }
     shutdown_signal().await;
     tracing::info!("stopping");

@@ -119,6 +119,12 @@ pub async fn render(state: &AppState) -> String {
     );
     counter(
         &mut registry,
+        "overflow_redirects",
+        "Viewers a full device sent to the overflow WHEP URL",
+        state.admission.redirected(),
+    );
+    counter(
+        &mut registry,
         "pipeline_restarts",
         "Times the pipeline was rebuilt",
         pipeline.restarts,
@@ -152,6 +158,7 @@ pub async fn render(state: &AppState) -> String {
             level,
         );
     }
+    register_publish(&mut registry, &state.publishers.status());
     // The conventional process_* names, without the fieldcast_ prefix.
     let mut process = Registry::with_prefix("process");
     if let Some((cpu, rss)) = process_usage() {
@@ -175,6 +182,52 @@ pub async fn render(state: &AppState) -> String {
         text.clear();
     }
     text
+}
+
+/// Per publish target, labelled with its name: up, bytes, frames dropped, reconnects.
+fn register_publish(registry: &mut Registry, targets: &[crate::publish::state::TargetStatus]) {
+    if targets.is_empty() {
+        return;
+    }
+    type Labels = Vec<(String, String)>;
+    let up = Family::<Labels, prometheus_client::metrics::gauge::Gauge>::default();
+    let bytes = Family::<Labels, Counter>::default();
+    let dropped = Family::<Labels, Counter>::default();
+    let reconnects = Family::<Labels, Counter>::default();
+    let attempts = Family::<Labels, Counter>::default();
+    for target in targets {
+        let labels = vec![
+            ("target".to_owned(), target.name.clone()),
+            ("kind".to_owned(), target.kind.to_owned()),
+        ];
+        let live = target.state == crate::publish::state::Phase::Live;
+        up.get_or_create(&labels).set(i64::from(live));
+        bytes.get_or_create(&labels).inc_by(target.bytes_sent);
+        dropped.get_or_create(&labels).inc_by(target.frames_dropped);
+        reconnects.get_or_create(&labels).inc_by(target.reconnects);
+        attempts.get_or_create(&labels).inc_by(target.attempts);
+    }
+    registry.register("publish_up", "1 while media flows to the target", up);
+    registry.register(
+        "publish_sent_bytes",
+        "Bytes sent to the publish target",
+        bytes,
+    );
+    registry.register(
+        "publish_dropped_frames",
+        "Video frames the publish target lost for falling behind",
+        dropped,
+    );
+    registry.register(
+        "publish_reconnects",
+        "Times the target was live again after a failure",
+        reconnects,
+    );
+    registry.register(
+        "publish_attempts",
+        "Connection attempts to the target, the first included",
+        attempts,
+    );
 }
 
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {

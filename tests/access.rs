@@ -86,7 +86,7 @@ async fn tokens_decide_who_watches_and_who_sees_inside() {
         .unwrap();
     problem(r, StatusCode::UNAUTHORIZED).await;
 
-    // Without the admin token, status says only whether it is live and how many watch.
+    // Status says only whether it is live and how many watch; the details need the admin.
     let public: serde_json::Value = get(format!("{base}/api/status"), Some(PUPILS))
         .await
         .json()
@@ -97,7 +97,12 @@ async fn tokens_decide_who_watches_and_who_sees_inside() {
         public.get("viewers").is_none() && public.get("pipeline").is_none(),
         "{public}"
     );
-    let full: serde_json::Value = get(format!("{base}/api/status"), Some(TEACHER))
+    problem(
+        get(format!("{base}/api/admin/status"), Some(PUPILS)).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let full: serde_json::Value = get(format!("{base}/api/admin/status"), Some(TEACHER))
         .await
         .json()
         .await
@@ -129,7 +134,7 @@ async fn tokens_decide_who_watches_and_who_sees_inside() {
         .unwrap();
     assert_eq!(r.status(), 200, "the owner may leave");
     pupil.close().await;
-    let after: serde_json::Value = get(format!("{base}/api/status"), Some(TEACHER))
+    let after: serde_json::Value = get(format!("{base}/api/admin/status"), Some(TEACHER))
         .await
         .json()
         .await

@@ -3,10 +3,15 @@
 mod support;
 
 use std::time::Duration;
-use support::{WhepViewer, base_url, start_daemon};
+use support::{TEST_ADMIN_TOKEN, WhepViewer, base_url, start_daemon};
 
 async fn scrape(base: &str) -> prometheus_parse::Scrape {
-    let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()

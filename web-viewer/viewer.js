@@ -20,7 +20,6 @@ const STALL_MS = 5000;
 const FIRST_FRAME_TIMEOUT_MS = 10000;
 /** This much video arrived without one decoded frame: the browser cannot decode it. */
 const UNDECODED_BYTES = 200000;
-const STATUS_EVERY_MS = 5000;
 
 const NO_H264 =
   "This browser cannot decode H.264 video, which this stream uses. " +
@@ -32,11 +31,13 @@ const view = {
   state: "connecting",
   pc: null,
   sessionUrl: null,
+  overflowUrl: null, // where the device sent this viewer when it was full (307)
   firstFrameMs: null, // since navigation started
   offerToFirstFrameMs: null, // since the first WHEP POST was sent
   reconnects: 0,
   summary: null,
   healthy: null,
+  viewerCount: null,
 };
 window.fieldcast = view;
 
@@ -50,15 +51,24 @@ function setState(state, notice) {
   view.state = state;
   const line = $("state");
   line.dataset.state = state;
-  line.textContent = STATE_WORDS[state];
+  // A viewer the full device redirected watches from the overflow engine: say so.
+  const via = state === "live" && view.overflowUrl ? ` · via ${new URL(view.overflowUrl).host}` : "";
+  line.textContent = STATE_WORDS[state] + via;
   $("live").hidden = state !== "live";
   showNotice(notice);
 }
 
-function showNotice(text) {
+function showNotice(text, link) {
   const notice = $("notice");
   notice.hidden = !text;
   notice.textContent = text || "";
+  if (text && link) {
+    const a = document.createElement("a");
+    a.href = link;
+    a.textContent = link;
+    a.rel = "noopener";
+    notice.append(" ", a);
+  }
 }
 
 function canDecodeH264() {
@@ -115,6 +125,7 @@ async function connect() {
   }
   await pc.setRemoteDescription({ type: "answer", sdp: answer });
   view.sessionUrl = session.url;
+  view.overflowUrl = session.redirectedTo;
   video.srcObject = stream;
   watchFirstFrame(mine);
   soundAvailable(pc.getTransceivers().some((t) => t.receiver.track.kind === "audio" && t.currentDirection === "recvonly"));
@@ -132,7 +143,6 @@ function watchFirstFrame(mine) {
     }
     attempt = 0;
     setState("live");
-    refreshStatus(); // The count now includes this viewer.
   };
   if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(shown);
   else video.addEventListener("playing", shown, { once: true });
@@ -158,6 +168,8 @@ function reconnect(error) {
   view.reconnects += 1;
   const why = error instanceof WhepError ? `${error.message}. Trying again in ${Math.round(wait / 1000)} s.` : null;
   setState(offline ? "offline" : "reconnecting", why);
+  // Full here, with the stream also elsewhere: say where, and keep trying for a seat here.
+  if (error?.alternate) showNotice(`This device is full. Watch at`, error.alternate);
   retryTimer = setTimeout(() => {
     retryTimer = null;
     start();
@@ -217,24 +229,57 @@ async function tick() {
   }
 }
 
-async function refreshStatus() {
+/** The title, once: it does not change while the page is open. */
+async function loadTitle() {
   try {
-    const response = await fetch("/api/status", { headers: token ? { Authorization: `Bearer ${token}` } : {} });
-    if (!response.ok) throw new Error(`status ${response.status}`);
+    const response = await fetch("/api/status");
+    if (!response.ok) return;
     const status = await response.json();
-    view.healthy = status.healthy;
     if (status.title) {
       $("title").textContent = status.title;
       document.title = `${status.title} · live`;
     }
-    const viewers = $("viewers");
-    viewers.hidden = false;
-    viewers.textContent = `${status.viewer_count} watching`;
   } catch {
-    view.healthy = null;
-    $("viewers").hidden = true;
+    // The events below say when the daemon is unreachable.
   }
 }
+
+// Live or offline and how many watch, pushed by the daemon when they change (Server-Sent
+// Events) instead of polled. A hidden tab lets go of its stream: browsers allow only a few
+// open connections per server, and a background tab needs no count.
+let events = null;
+
+function applySummary(summary) {
+  view.healthy = summary.live;
+  view.viewerCount = summary.viewer_count;
+  const viewers = $("viewers");
+  viewers.hidden = false;
+  viewers.textContent = `${summary.viewer_count} watching`;
+}
+
+function listen() {
+  if (events || !window.EventSource) return;
+  events = new EventSource("/api/events");
+  events.addEventListener("summary", (message) => {
+    try {
+      applySummary(JSON.parse(message.data));
+    } catch {
+      // A malformed event changes nothing.
+    }
+  });
+  events.addEventListener("error", () => {
+    // The browser reconnects by itself; until then the count is unknown.
+    view.healthy = null;
+    $("viewers").hidden = true;
+  });
+}
+
+function stopListening() {
+  events?.close();
+  events = null;
+}
+
+document.addEventListener("visibilitychange", () => (document.hidden ? stopListening() : listen()));
 
 // --- Sound: browsers only start muted playback by themselves; sound needs a tap. ---
 
@@ -349,7 +394,7 @@ function wireControls() {
 
 wireControls();
 setState("connecting");
-refreshStatus();
-setInterval(refreshStatus, STATUS_EVERY_MS);
+loadTitle();
+if (!document.hidden) listen();
 setInterval(tick, 1000);
 start();

@@ -68,7 +68,19 @@ async function problem(response) {
     // Not problem+json; the text is the message.
   }
   const retryAfter = Number(response.headers.get("Retry-After"));
-  return new WhepError(response.status, detail, Number.isFinite(retryAfter) ? retryAfter : undefined);
+  const error = new WhepError(response.status, detail, Number.isFinite(retryAfter) ? retryAfter : undefined);
+  // A full device may name a player page elsewhere (Link: <url>; rel="alternate").
+  error.alternate = alternateLink(response.headers.get("Link"));
+  return error;
+}
+
+/** The `rel="alternate"` URL among Link header values, if any. */
+export function alternateLink(header) {
+  for (const link of (header || "").split(/,\s*(?=<)/)) {
+    const url = /^\s*<([^>]*)>/.exec(link);
+    if (url && /;\s*rel="?alternate"?/.test(link) && /^https?:\/\//.test(url[1])) return url[1];
+  }
+  return null;
 }
 
 /** One viewer session against `endpoint`, optionally with a bearer token. */
@@ -103,7 +115,11 @@ export class WhepSession {
       body: sdp,
     });
     if (response.status !== 201) throw await problem(response);
-    this.url = new URL(response.headers.get("Location"), this.endpoint).href;
+    // A full device answers 307 to an overflow engine; fetch followed it, and the session
+    // lives there (RFC 9725 §4.5): its Location is relative to where the answer came from.
+    const answeredAt = response.url || this.endpoint;
+    this.redirectedTo = response.redirected ? answeredAt : null;
+    this.url = new URL(response.headers.get("Location"), answeredAt).href;
     const answer = await response.text();
     this.flush();
     return answer;

@@ -116,6 +116,11 @@ impl FrameClock {
         }
     }
 
+    /// A clock no feeder writes to: every `sent_at` is `None`.
+    pub fn unfed() -> FrameClock {
+        FrameClock::new(Instant::now())
+    }
+
     fn record(&self, counter: u64, at: Instant) {
         let slot = counter as usize % CLOCK_SLOTS;
         self.counters[slot].store(u64::MAX, Ordering::Release);

@@ -4,7 +4,8 @@
 //! Usually run through `bench/run.py`, which builds everything, records the stream, runs this
 //! and writes BENCHMARKS.md. Directly:
 //! `cargo bench --bench load -- --stream target/bench/stream.rtp --viewers 1,10`
-//! (`--help` for the rest).
+//! (`--help` for the rest). With `--watch URL` it only joins viewers to a running daemon and
+//! keeps them watching, as load beside another measurement.
 
 mod cycles;
 mod feed;
@@ -18,6 +19,7 @@ mod sei;
 mod servers;
 mod stats;
 mod ttff;
+mod watch;
 mod whep;
 
 use clap::Parser;
@@ -37,8 +39,12 @@ const FIELDCAST_RTP_PORT: u16 = 5004;
 )]
 struct Args {
     /// The H.264 RTP stream to replay, RFC 4571 framed (rtpstreampay), starting on an IDR.
+    #[arg(long, required_unless_present = "watch")]
+    stream: Option<PathBuf>,
+    /// Only join the first of `--viewers` to the fieldcast at this URL and keep them watching
+    /// (`--window` seconds, 0: until SIGTERM), reporting as JSON lines; no servers started.
     #[arg(long)]
-    stream: PathBuf,
+    watch: Option<String>,
     #[arg(long, default_value = "target/release/fieldcast")]
     fieldcast_bin: PathBuf,
     #[arg(long, default_value = "/usr/bin/janus")]
@@ -105,10 +111,29 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(e) = runtime.block_on(run(args)) {
+    let outcome = match args.watch.clone() {
+        Some(base) => runtime.block_on(watch_only(base, &args)),
+        None => runtime.block_on(run(args)),
+    };
+    if let Err(e) = outcome {
         eprintln!("load: {e}");
         std::process::exit(1);
     }
+}
+
+async fn watch_only(base: String, args: &Args) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let settings = watch::WatchSettings {
+        base: base.trim_end_matches('/').to_owned(),
+        viewers: args.viewers.first().copied().unwrap_or(1),
+        seconds: args.window,
+        join_timeout: Duration::from_secs_f64(args.join_timeout),
+        report_every: Duration::from_secs(5),
+    };
+    watch::run(settings, http).await
 }
 
 /// `port`, or a free TCP port on loopback when it is 0.
@@ -137,7 +162,8 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let fieldcast_port = free_port(args.fieldcast_port)?;
     let janus_port = free_port(args.janus_port)?;
-    let recording = Recording::load(&args.stream).map_err(|e| e.to_string())?;
+    let stream = args.stream.as_deref().ok_or("--stream is needed")?;
+    let recording = Recording::load(stream).map_err(|e| e.to_string())?;
     let stream = serde_json::json!({
         "frames": recording.frames(),
         "fps": recording.fps(),

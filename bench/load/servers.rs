@@ -98,9 +98,13 @@ pub async fn start_fieldcast(
     let config = options.work_dir.join("fieldcast.toml");
     // The stock limits would refuse 200 joins at once (100 pending at most); say so here
     // rather than measure refusals.
+    let state = options.work_dir.join("state");
     std::fs::write(
         &config,
-        "[limits]\nmax_viewers = 1000\nmax_pending_joins = 1000\n",
+        format!(
+            "[server]\nstate_dir = {:?}\n[limits]\nmax_viewers = 1000\nmax_pending_joins = 1000\n",
+            state.display().to_string()
+        ),
     )
     .map_err(|e| e.to_string())?;
     let base = format!("http://127.0.0.1:{}", options.http_port);

@@ -35,6 +35,23 @@ pub struct FileConfig {
     limits: LimitsSection,
     #[serde(default)]
     tls: TlsSection,
+    #[serde(default)]
+    publish: Vec<PublishSection>,
+}
+
+/// One `[[publish]]` table: the URL says the kind (http(s) WHIP, rtp, rtmp(s)).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSection {
+    pub url: String,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub token: Option<String>,
+    pub audio: Option<bool>,
+    pub audio_port: Option<u16>,
+    pub video_pt: Option<u8>,
+    pub audio_pt: Option<u8>,
+    pub srtp_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +81,9 @@ struct LimitsSection {
     max_pending_joins: Option<usize>,
     header_timeout_s: Option<u64>,
     max_connections: Option<usize>,
+    overflow_url: Option<String>,
+    overflow_page: Option<String>,
+    uplink_mbps: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +91,7 @@ struct LimitsSection {
 struct ServerSection {
     listen: Option<String>,
     title: Option<String>,
+    state_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +133,7 @@ pub struct Unparsed {
     pub tls_listen: Option<String>,
     pub port_range: Option<String>,
     pub ice_transport_policy: Option<String>,
+    pub publish: Vec<PublishSection>,
 }
 
 impl FileConfig {
@@ -137,6 +159,9 @@ impl FileConfig {
         let s = |secs: u64| Duration::from_secs(secs);
         let media = &mut config.media;
         set(&mut config.title, self.server.title);
+        // Empty, as in the example file, means "choose by the environment".
+        let state_dir = self.server.state_dir.filter(|d| !d.as_os_str().is_empty());
+        config.state_dir = state_dir.or(config.state_dir.take());
         set(&mut media.pipeline, self.video.pipeline);
         set(&mut media.video_bitrate_kbps, self.video.bitrate_kbps);
         set(&mut media.audio.source, self.audio.source);
@@ -190,6 +215,15 @@ impl FileConfig {
             self.limits.header_timeout_s.map(s),
         );
         set(&mut limits.max_connections, self.limits.max_connections);
+        // Empty, as in the example file, means "no overflow: 503 when full".
+        let overflow = self.limits.overflow_url.filter(|u| !u.is_empty());
+        limits.overflow_url = overflow.or(limits.overflow_url.take());
+        let page = self.limits.overflow_page.filter(|u| !u.is_empty());
+        limits.overflow_page = page.or(limits.overflow_page.take());
+        // 0, as in the example file, means "not counted".
+        if let Some(mbps) = self.limits.uplink_mbps {
+            limits.uplink_mbps = (mbps > 0).then_some(mbps);
+        }
         let tls = &mut config.tls;
         tls.cert = self.tls.cert.or(tls.cert.take());
         tls.key = self.tls.key.or(tls.key.take());
@@ -200,6 +234,7 @@ impl FileConfig {
             tls_listen: self.tls.listen.filter(|l| !l.is_empty()),
             port_range: self.webrtc.port_range.filter(|r| !r.is_empty()),
             ice_transport_policy: self.webrtc.ice_transport_policy,
+            publish: self.publish,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Puts the layers together: defaults, then the file, then flags and `FIELDCAST_*` variables.
 
-use super::file::{FileConfig, FileError};
+use super::file::{FileConfig, FileError, PublishSection};
 use super::validate::{InvalidValue, finish};
 use super::{Config, DEFAULT_CONFIG_PATH};
 use crate::webrtc::api::IceServer;
@@ -20,6 +20,9 @@ pub struct Overrides {
     pub ice_servers: Option<Vec<IceServer>>,
     pub tls_listen: Option<SocketAddr>,
     pub tls_self_signed: Option<bool>,
+    pub state_dir: Option<PathBuf>,
+    /// Publish targets given by URL, added to the file's.
+    pub publish: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,9 @@ pub fn merge(file: FileConfig, overrides: Overrides) -> Result<Config, ConfigErr
         unparsed.tls_listen = None;
     }
     set(&mut config.tls.self_signed, overrides.tls_self_signed);
+    if overrides.state_dir.is_some() {
+        config.state_dir = overrides.state_dir;
+    }
     let media = &mut config.media;
     set(&mut config.title, overrides.title);
     set(&mut media.pipeline, overrides.pipeline);
@@ -69,6 +75,12 @@ pub fn merge(file: FileConfig, overrides: Overrides) -> Result<Config, ConfigErr
     set(&mut media.audio.bitrate_kbps, overrides.audio_bitrate_kbps);
     set(&mut config.peer.udp_addrs, overrides.udp_addrs);
     set(&mut config.peer.ice_servers, overrides.ice_servers);
+    unparsed
+        .publish
+        .extend(overrides.publish.into_iter().map(|url| PublishSection {
+            url,
+            ..PublishSection::default()
+        }));
     finish(&mut config, unparsed).map_err(ConfigError::Invalid)?;
     Ok(config)
 }
@@ -126,6 +138,47 @@ mod tests {
             err.to_string(),
             "video.bitrate_kbps = 90000: must be 100..=20000"
         );
+    }
+
+    #[test]
+    fn publish_targets_come_from_the_file_and_the_flag() {
+        let file = FileConfig::parse(
+            "[[publish]]\nurl = \"rtp://127.0.0.1:5004\"\nname = \"janus\"\naudio_port = 5008\n\
+             [[publish]]\nurl = \"https://ingest.example/whip\"\ntoken = \"t0ken\"\n",
+            "t",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            publish: vec!["rtmp://live.example/app/key".into()],
+            ..Overrides::default()
+        };
+        let config = merge(file, overrides).unwrap();
+        let kinds: Vec<_> = config.publish.iter().map(|t| t.kind.name()).collect();
+        assert_eq!(kinds, ["rtp", "whip", "rtmp"]);
+        assert_eq!(config.publish[0].name, "janus");
+        assert_eq!(config.publish[0].audio_port, Some(5008));
+        assert_eq!(config.publish[1].token.as_deref(), Some("t0ken"));
+    }
+
+    #[test]
+    fn a_bad_publish_target_is_reported() {
+        let file = FileConfig::parse(
+            "[[publish]]\nurl = \"rtp://127.0.0.1\"\n[[publish]]\nurl = \"ftp://x\"\n\
+             [[publish]]\nurl = \"rtp://h:1\"\nkind = \"whip\"\n",
+            "t",
+        )
+        .unwrap();
+        let err = merge(file, Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("expected rtp://HOST:PORT"), "{err}");
+        assert!(err.contains("must start with http(s)://"), "{err}");
+        assert!(err.contains("publish.kind"), "{err}");
+    }
+
+    #[test]
+    fn the_overflow_url_must_be_http() {
+        let file = FileConfig::parse("[limits]\noverflow_url = \"rtp://x:1\"\n", "t").unwrap();
+        let err = merge(file, Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("limits.overflow_url"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Daemon settings: defaults in one place, then the file (`/etc/fieldcast/fieldcast.toml`),
 //! then `FIELDCAST_*` variables and flags, each overriding the one before.
 
+pub mod admin_token;
 pub mod file;
 pub mod load;
 pub mod secrets;
+pub mod state_dir;
 pub mod validate;
 
 use crate::http::tls::TlsSettings;
@@ -33,6 +35,10 @@ pub struct Config {
     pub access: AccessSettings,
     pub limits: Limits,
     pub tls: TlsSettings,
+    /// Where fieldcast keeps what it makes (the admin token); `None`: see [`state_dir`].
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Engines that get the same encode (`[[publish]]`, `--publish`).
+    pub publish: Vec<crate::publish::PublishTarget>,
 }
 
 /// What one device will take on before it says no.
@@ -49,6 +55,13 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Open HTTP connections at once.
     pub max_connections: usize,
+    /// With the stream full, `POST /whep` answers 307 to this WHEP URL instead of 503.
+    pub overflow_url: Option<String>,
+    /// With the stream full and no `overflow_url`, the 503 names this player page (an
+    /// engine that does not speak WHEP: YouTube, Twitch, a LiveKit room) for people to open.
+    pub overflow_page: Option<String>,
+    /// Upload capacity for viewers and publish targets together; `None`: not counted.
+    pub uplink_mbps: Option<u32>,
 }
 
 impl Default for Limits {
@@ -59,6 +72,9 @@ impl Default for Limits {
             max_pending_joins: 100,
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            overflow_url: None,
+            overflow_page: None,
+            uplink_mbps: None,
         }
     }
 }
@@ -77,6 +93,8 @@ impl Default for Config {
             access: AccessSettings::default(),
             limits: Limits::default(),
             tls: TlsSettings::default(),
+            state_dir: None,
+            publish: Vec::new(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Checks a merged configuration, naming the key, the value and what is allowed.
 
 use super::Config;
-use super::file::Unparsed;
+use super::file::{PublishSection, Unparsed};
+use crate::publish::PublishTarget;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
@@ -76,12 +77,83 @@ pub fn finish(config: &mut Config, unparsed: Unparsed) -> Result<(), Vec<Invalid
             "must be \"all\" or \"relay\"",
         )),
     }
+    for section in unparsed.publish {
+        match publish_target(section) {
+            Ok(target) => config.publish.push(target),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if let Some(url) = &config.limits.overflow_url
+        && !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with('/'))
+    {
+        problems.push(invalid(
+            "limits.overflow_url",
+            format!("{url:?}"),
+            "must be an http(s):// WHEP URL (or a path on this server)",
+        ));
+    }
+    if let Some(page) = &config.limits.overflow_page
+        && !(page.starts_with("http://") || page.starts_with("https://"))
+    {
+        problems.push(invalid(
+            "limits.overflow_page",
+            format!("{page:?}"),
+            "must be an http(s):// address people can open",
+        ));
+    }
+    if let Some(mbps) = config.limits.uplink_mbps {
+        problems.extend(in_range("limits.uplink_mbps", mbps, 1..=100_000).err());
+    }
     problems.extend(check(config));
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
     }
+}
+
+/// A `[[publish]]` table (or a `--publish` URL) as a target, or what is wrong with it.
+fn publish_target(section: PublishSection) -> Result<PublishTarget, InvalidValue> {
+    let url = section.url.trim().to_owned();
+    let mut target =
+        PublishTarget::from_url(&url).map_err(|e| invalid("publish.url", "(not shown)", e))?;
+    if let Some(kind) = section.kind.as_deref()
+        && kind != target.kind.name()
+    {
+        return Err(invalid(
+            "publish.kind",
+            format!("{kind:?}"),
+            format!(
+                "must match the URL: {} (http(s):// is whip, rtp:// rtp, rtmp(s):// rtmp)",
+                target.kind
+            ),
+        ));
+    }
+    if let Some(name) = section.name.filter(|n| !n.is_empty()) {
+        target.name = name;
+    }
+    target.token = section.token.filter(|t| !t.is_empty());
+    if let Some(audio) = section.audio {
+        target.audio = audio;
+    }
+    target.audio_port = section.audio_port;
+    if let Some(pt) = section.video_pt {
+        target.video_pt = pt;
+    }
+    if let Some(pt) = section.audio_pt {
+        target.audio_pt = pt;
+    }
+    for (key, pt) in [
+        ("publish.video_pt", target.video_pt),
+        ("publish.audio_pt", target.audio_pt),
+    ] {
+        in_range(key, pt, 96..=127)?;
+    }
+    target.srtp_key = section.srtp_key.filter(|k| !k.is_empty());
+    target
+        .check()
+        .map_err(|e| invalid("publish", target.name.clone(), e))?;
+    Ok(target)
 }
 
 pub fn check(config: &Config) -> Vec<InvalidValue> {

@@ -151,6 +151,20 @@ impl FanoutHub {
                 .keyframe_events
                 .send(KeyframeEvent::Produced(frame.arrival));
         }
+        // A rebuilt pipeline is a new stream: frames before its first keyframe reference
+        // pictures no viewer has, so everyone waits for that keyframe (not counted as loss).
+        let new_source = state
+            .last_frame
+            .as_ref()
+            .is_some_and(|last| source_ssrc(last) != source_ssrc(&frame));
+        if new_source && !keyframe {
+            for slot in &mut state.viewers {
+                if slot.gate == Gate::Open {
+                    slot.gate = Gate::Joining;
+                }
+            }
+            let _ = self.keyframe_events.send(KeyframeEvent::Wanted);
+        }
         let mut newly_dropped = 0;
         state.viewers.retain_mut(|slot| {
             if slot.gate != Gate::Open {
@@ -274,6 +288,11 @@ impl FanoutHub {
             replayed_repairs: state.replayed_repairs,
         }
     }
+}
+
+/// The SSRC the pipeline's payloader gave a frame; a new one means a new stream.
+fn source_ssrc(frame: &Frame) -> Option<u32> {
+    frame.packets.first().map(|packet| packet.header.ssrc)
 }
 
 /// One viewer's end of the hub. Dropping it leaves the hub.
@@ -509,6 +528,44 @@ mod tests {
         hub.publish(frame(6000, true));
         assert_eq!(received(&mut viewer), vec![(6000, true)]);
         assert_eq!(hub.stats(Instant::now()).replayed_joins, 0);
+    }
+
+    #[test]
+    fn a_new_stream_reaches_every_viewer_from_its_first_keyframe() {
+        let (hub, mut events) = FanoutHub::new(8, JoinStart::Keyframe);
+        hub.publish(frame(0, true));
+        let mut viewer = hub.subscribe();
+        hub.publish(frame(3000, false));
+        while events.try_recv().is_ok() {}
+        let restarted = |ts, keyframe| {
+            let mut f = frame(ts, keyframe);
+            f.packets[0].header.ssrc = 0x5eed;
+            f
+        };
+        // A new stream that does not start on a keyframe, as an external sender picked up
+        // mid-GOP by a rebuilt pipeline (a fresh encoder starts on one).
+        hub.publish(restarted(900_000, false));
+        assert_eq!(events.try_recv(), Ok(KeyframeEvent::Wanted));
+        hub.publish(restarted(903_000, false));
+        hub.publish(restarted(906_000, true));
+        hub.publish(restarted(909_000, false));
+        assert_eq!(
+            received(&mut viewer),
+            vec![(0, true), (3000, false), (906_000, true), (909_000, false)]
+        );
+        assert_eq!(
+            viewer.dropped.load(Ordering::Relaxed),
+            0,
+            "a restart is not loss"
+        );
+        let mut joiner = hub.subscribe();
+        assert_eq!(
+            received(&mut joiner),
+            vec![],
+            "the latest frame is no keyframe"
+        );
+        hub.publish(restarted(912_000, true));
+        assert_eq!(received(&mut joiner), vec![(912_000, true)]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Who may watch and who may look inside. With no tokens configured everything is open, as
-//! on a club's own LAN. With viewer tokens, WHEP requests must carry one as a bearer token;
-//! with an admin token, `/metrics` and the details of `/api/status` need it.
+//! Who may watch and who may look inside. With no viewer tokens anyone who can reach the
+//! device may watch, as on a club's own LAN; with them, WHEP requests must carry one as a
+//! bearer token. The admin token (there always is one) is needed for the admin page, the
+//! per-viewer details and `/metrics`, and may end or restart any viewer's session.
 
 use crate::http::error::ApiError;
 use axum::http::{HeaderMap, header};
@@ -15,10 +16,10 @@ pub enum Credential {
     Admin,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
     viewer_tokens: Vec<String>,
-    admin_token: Option<String>,
+    admin_token: String,
 }
 
 /// Equal without an early exit, so timing does not tell how much of a guess was right.
@@ -40,7 +41,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl Access {
-    pub fn new(viewer_tokens: Vec<String>, admin_token: Option<String>) -> Self {
+    pub fn new(viewer_tokens: Vec<String>, admin_token: String) -> Self {
         Self {
             viewer_tokens,
             admin_token,
@@ -52,15 +53,19 @@ impl Access {
     }
 
     fn admin(&self, token: &str) -> bool {
-        self.admin_token
-            .as_deref()
-            .is_some_and(|admin| same(admin, token))
+        same(&self.admin_token, token)
     }
 
     /// May this request watch? Returns the credential to remember with the session.
     pub fn viewer(&self, headers: &HeaderMap) -> Result<Credential, ApiError> {
         if !self.viewers_need_token() {
-            return Ok(Credential::Open);
+            // The admin may still act on any session, so an admin request says so.
+            let is_admin = bearer(headers).is_some_and(|token| self.admin(token));
+            return Ok(if is_admin {
+                Credential::Admin
+            } else {
+                Credential::Open
+            });
         }
         let token = bearer(headers).ok_or_else(|| {
             ApiError::unauthorized("this stream needs a token: open the link you were given")
@@ -88,12 +93,8 @@ impl Access {
         }
     }
 
-    /// Without an admin token, the details are open to anyone who can reach the device.
     pub fn is_admin(&self, headers: &HeaderMap) -> bool {
-        match &self.admin_token {
-            None => true,
-            Some(_) => bearer(headers).is_some_and(|token| self.admin(token)),
-        }
+        bearer(headers).is_some_and(|token| self.admin(token))
     }
 
     pub fn require_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -122,15 +123,35 @@ mod tests {
     fn access() -> Access {
         Access::new(
             vec!["class-7b".into(), "parents".into()],
-            Some("teacher".into()),
+            "teacher-token".into(),
         )
     }
 
     #[test]
-    fn open_without_tokens() {
-        let open = Access::default();
+    fn anyone_watches_without_viewer_tokens_but_details_stay_closed() {
+        let open = Access::new(Vec::new(), "teacher-token".into());
         assert_eq!(open.viewer(&HeaderMap::new()), Ok(Credential::Open));
-        assert!(open.is_admin(&HeaderMap::new()));
+        assert!(!open.is_admin(&HeaderMap::new()));
+        assert!(!open.is_admin(&with_token("guess-guess")));
+        assert_eq!(
+            open.viewer(&with_token("teacher-token")),
+            Ok(Credential::Admin)
+        );
+    }
+
+    #[test]
+    fn without_viewer_tokens_a_session_answers_to_its_owner_and_the_admin() {
+        let open = Access::new(Vec::new(), "teacher-token".into());
+        assert!(
+            open.same_viewer(&HeaderMap::new(), Credential::Open)
+                .is_ok()
+        );
+        assert!(
+            open.same_viewer(&with_token("teacher-token"), Credential::Open)
+                .is_ok()
+        );
+        let admin_session = open.same_viewer(&HeaderMap::new(), Credential::Admin);
+        assert_eq!(admin_session.unwrap_err().status, StatusCode::FORBIDDEN);
     }
 
     #[test]
@@ -147,7 +168,7 @@ mod tests {
             Ok(Credential::Viewer(1))
         );
         assert_eq!(
-            access().viewer(&with_token("teacher")),
+            access().viewer(&with_token("teacher-token")),
             Ok(Credential::Admin)
         );
     }
@@ -156,7 +177,11 @@ mod tests {
     fn a_session_answers_only_to_its_own_token_or_the_admin() {
         let owner = Credential::Viewer(0);
         assert!(access().same_viewer(&with_token("class-7b"), owner).is_ok());
-        assert!(access().same_viewer(&with_token("teacher"), owner).is_ok());
+        assert!(
+            access()
+                .same_viewer(&with_token("teacher-token"), owner)
+                .is_ok()
+        );
         let other = access()
             .same_viewer(&with_token("parents"), owner)
             .unwrap_err();
@@ -164,9 +189,9 @@ mod tests {
     }
 
     #[test]
-    fn admin_is_needed_for_details_only_when_configured() {
+    fn details_need_the_admin_token() {
         assert!(!access().is_admin(&with_token("parents")));
-        assert!(access().is_admin(&with_token("teacher")));
+        assert!(access().is_admin(&with_token("teacher-token")));
         assert_eq!(
             access()
                 .require_admin(&HeaderMap::new())

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub retry_after_s: Option<u32>,
     /// Ask for a bearer token (`WWW-Authenticate`), for 401.
     pub challenge: bool,
+    /// Where to go instead (`Link: <url>; rel="alternate"`): a full stream's overflow page.
+    pub alternate: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -31,6 +33,7 @@ impl ApiError {
             detail: detail.into(),
             retry_after_s: None,
             challenge: false,
+            alternate: None,
         }
     }
 
@@ -109,6 +112,13 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"fieldcast\""),
             );
+        }
+        if let Some(link) = self
+            .alternate
+            .as_deref()
+            .and_then(|url| HeaderValue::from_str(&format!("<{url}>; rel=\"alternate\"")).ok())
+        {
+            headers.insert(header::LINK, link);
         }
         if let Some(seconds) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

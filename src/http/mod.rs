@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod error;
+pub mod events;
 pub mod limits;
 pub mod openapi;
 pub mod redirect;
@@ -39,6 +40,10 @@ pub struct AppState {
     pub admission: Arc<limits::Admission>,
     pub keyframe_requests_sent: Arc<AtomicU64>,
     pub started: Instant,
+    /// Live or not and how many watch, as the viewer pages hear it (`/api/events`).
+    pub summary: tokio::sync::watch::Receiver<events::LiveSummary>,
+    /// The engines that get the same encode.
+    pub publishers: crate::publish::Publishers,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -72,6 +77,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(whep::patch).delete(whep::delete),
         )
         .route("/api/status", get(status::status))
+        .route("/api/events", get(events::events))
+        .route("/api/admin/status", get(status::admin_status))
         .route("/healthz", get(status::healthz))
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(crate::metrics::metrics))

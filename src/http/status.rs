@@ -7,7 +7,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -30,7 +29,10 @@ struct StreamStatus {
     replayed_joins: u64,
     /// Times a viewer that lost its picture was sent the cached GOP again.
     replayed_repairs: u64,
-    /// Queues on the hub; equals the connected viewers unless one is leaking.
+    /// Viewers a full device sent to the overflow URL (307).
+    overflow_redirects: u64,
+    /// Queues on the hub; equals the connected viewers plus the publish targets unless one
+    /// is leaking.
     hub_viewers: usize,
     last_frame_age_ms: Option<u128>,
 }
@@ -45,6 +47,8 @@ pub struct Status {
     stream: StreamStatus,
     viewer_count: usize,
     viewers: Vec<crate::webrtc::session::ViewerStatus>,
+    /// Engines that get the same encode: state, since when, bytes, reconnects, last error.
+    publish: Vec<crate::publish::state::TargetStatus>,
 }
 
 fn frame_age(state: &AppState, now: Instant) -> Option<Duration> {
@@ -56,27 +60,52 @@ fn frame_age(state: &AppState, now: Instant) -> Option<Duration> {
         .map(|at| now.saturating_duration_since(at))
 }
 
-/// What anyone may see when an admin token is set: is it live, and how many watch.
-#[derive(Serialize)]
+/// What anyone may see: is it live, what it looks like, how many watch. Nothing about any
+/// other viewer: their session ids would let anyone end their sessions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PublicStatus {
     version: &'static str,
-    title: String,
-    healthy: bool,
-    viewer_count: usize,
+    pub title: String,
+    /// Frames are flowing.
+    pub live: bool,
+    pub viewer_count: usize,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub fps: Option<f64>,
+    pub bitrate_kbps: Option<f64>,
+    pub audio: bool,
 }
 
-pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if state.access.is_admin(&headers) {
-        return full_status(&state).await.into_response();
-    }
-    let age = frame_age(&state, Instant::now());
-    Json(PublicStatus {
+pub async fn public_status(state: &AppState) -> PublicStatus {
+    let now = Instant::now();
+    let live = frame_age(state, now).is_some_and(|a| a <= HEALTHY_FRAME_AGE);
+    let pipeline = state.pipeline.status();
+    let rates = state.hubs.video.stats(now).rates;
+    PublicStatus {
         version: env!("CARGO_PKG_VERSION"),
         title: state.title.to_string(),
-        healthy: age.is_some_and(|a| a <= HEALTHY_FRAME_AGE),
+        live,
         viewer_count: state.registry.counts().await.0,
-    })
-    .into_response()
+        width: pipeline.width,
+        height: pipeline.height,
+        fps: live.then(|| (rates.fps * 10.0).round() / 10.0),
+        bitrate_kbps: live.then(|| rates.bitrate_kbps.round()),
+        audio: state.pipeline.has_audio(),
+    }
+}
+
+/// `GET /api/status`: the public view, the same for everyone.
+pub async fn status(State(state): State<AppState>) -> Json<PublicStatus> {
+    Json(public_status(&state).await)
+}
+
+/// `GET /api/admin/status`: everything, per viewer; needs the admin token.
+pub async fn admin_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Status>, ApiError> {
+    state.access.require_admin(&headers)?;
+    Ok(full_status(&state).await)
 }
 
 async fn full_status(state: &AppState) -> Json<Status> {
@@ -103,11 +132,13 @@ async fn full_status(state: &AppState) -> Json<Status> {
             },
             replayed_joins: hub.replayed_joins,
             replayed_repairs: hub.replayed_repairs,
+            overflow_redirects: state.admission.redirected(),
             hub_viewers: hub.viewers,
             last_frame_age_ms: age.map(|a| a.as_millis()),
         },
         viewer_count: viewers.len(),
         viewers,
+        publish: state.publishers.status(),
     })
 }
 

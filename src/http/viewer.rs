@@ -1,4 +1,4 @@
-//! The viewer page, embedded in the binary so an installed fieldcast needs no files beside it.
+//! The viewer page and the admin page, embedded in the binary so an installed fieldcast needs no files beside it.
 
 use crate::http::AppState;
 use axum::Router;
@@ -40,6 +40,17 @@ pub const ASSETS: &[Asset] = &[
         path: "/stats.js",
         content_type: JS,
         body: include_str!("../../web-viewer/stats.js"),
+    },
+    // The admin page itself is public; what it shows comes from /api/admin/status.
+    Asset {
+        path: "/admin",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../../web-viewer/admin.html"),
+    },
+    Asset {
+        path: "/admin.js",
+        content_type: JS,
+        body: include_str!("../../web-viewer/admin.js"),
     },
 ];
 

@@ -18,6 +18,8 @@ use std::net::SocketAddr;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const SDP: &str = "application/sdp";
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+/// A viewer's sound with its packet overhead (48 kbit/s Opus by default), for the uplink budget.
+const SOUND_KBPS_ESTIMATE: f64 = 64.0;
 
 fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
     let essence = headers
@@ -45,6 +47,14 @@ fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
     })?;
     String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))
+}
+
+/// What the viewer got wrong is a 400; what failed on our side is a 500, logged as an error.
+fn session_error(e: SessionError) -> ApiError {
+    match e {
+        SessionError::Setup(detail) => ApiError::internal(detail),
+        other => ApiError::bad_request(other.to_string()),
+    }
 }
 
 /// One `Link: <url>; rel="ice-server"` value per URL (RFC 9725 §4.6).
@@ -90,6 +100,31 @@ pub async fn discovery(
     response
 }
 
+/// What one viewer receives, in kbit/s: the measured video bitrate plus the sound's.
+fn stream_kbps(state: &AppState) -> f64 {
+    let video = state
+        .hubs
+        .video
+        .stats(std::time::Instant::now())
+        .rates
+        .bitrate_kbps;
+    let audio = if state.pipeline.has_audio() {
+        SOUND_KBPS_ESTIMATE
+    } else {
+        0.0
+    };
+    video + audio
+}
+
+/// `307 Temporary Redirect`: the client repeats its POST, offer and all, at `url`.
+fn redirect_to(url: &str) -> Response {
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(location) = HeaderValue::from_str(url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
 pub async fn create(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
@@ -103,16 +138,23 @@ pub async fn create(
     let wanted = check_offer(&offer, state.pipeline.has_audio())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (viewers, connecting) = state.registry.counts().await;
-    let _negotiating = state.admission.begin(viewers, connecting)?;
+    let targets = state.publishers.len();
+    let stream_kbps = stream_kbps(&state);
+    // Full, with an engine to send viewers to: RFC 9725 lets the POST be redirected.
+    if let Some(url) = state.admission.overflow(viewers, targets, stream_kbps) {
+        // Per viewer this would flood the log on a big day: counted in status and metrics.
+        tracing::debug!(%remote, "stream full: viewer sent to the overflow URL");
+        return Ok(redirect_to(url));
+    }
+    let _negotiating = state
+        .admission
+        .begin(viewers, connecting, targets, stream_kbps)?;
     // TURN credentials made for this viewer, used by our side and handed to theirs.
     let settings = state.peer_settings.for_viewer(std::time::SystemTime::now());
     let (session, stream, answer) =
         ViewerSession::negotiate(&settings, offer, &wanted, Some(remote), credential)
             .await
-            .map_err(|e| match e {
-                SessionError::Setup(detail) => ApiError::internal(detail),
-                other => ApiError::bad_request(other.to_string()),
-            })?;
+            .map_err(session_error)?;
     tracing::info!(viewer = %session.id, %remote, "viewer joining");
     let location = format!("/whep/{}", session.id);
     let etag = session.etag();
@@ -163,10 +205,7 @@ pub async fn patch(
         _ => false,
     };
     if restart {
-        let fragment = session
-            .restart_ice(&frag)
-            .await
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fragment = session.restart_ice(&frag).await.map_err(session_error)?;
         let mut response = (StatusCode::OK, fragment).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDPFRAG));
@@ -175,10 +214,7 @@ pub async fn patch(
         }
         return Ok(response);
     }
-    session
-        .add_candidates(&frag)
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    session.add_candidates(&frag).await.map_err(session_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod audio;
 pub mod bus;
+pub mod capture_stamp;
 pub mod devices;
 pub mod encoders;
 pub mod inventory;
@@ -12,6 +13,7 @@ pub mod presets;
 pub mod rtp;
 #[cfg(test)]
 mod rtp_props;
+pub mod rtp_timeline;
 pub mod sync_marks;
 
 /// What the pipeline is asked to make.

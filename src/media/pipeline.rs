@@ -43,6 +43,8 @@ impl MediaSinks {
 const FIRST_FRAME_WAIT: Duration = Duration::from_secs(5);
 /// No packet for this long from a running pipeline means the source is stuck: rebuild.
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the supervisor looks for a stall, or for frames from a rebuilt pipeline.
+const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(200);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -148,7 +150,7 @@ impl MediaPipeline {
             stop: Notify::new(),
             supervisor: Mutex::new(None),
         });
-        let (running, mut events) = inner.launch()?;
+        let (running, mut events) = launch_off_runtime(&inner).await?;
         *lock(&inner.running) = Some(running);
         if let Err(message) = inner.await_first_packet(&mut events).await {
             if let Some(running) = inner.take_running() {
@@ -334,7 +336,8 @@ impl Inner {
 /// Watches the running pipeline; rebuilds it with growing backoff when it fails or stalls.
 async fn supervise(inner: Arc<Inner>, mut events: BusEvents) {
     let mut backoff = FIRST_BACKOFF;
-    let mut check = tokio::time::interval(Duration::from_secs(1));
+    let mut check = tokio::time::interval(HEALTH_CHECK_EVERY);
+    let mut launched_ms = 0;
     loop {
         let failure = tokio::select! {
             _ = inner.stop.notified() => return,
@@ -359,9 +362,13 @@ async fn supervise(inner: Arc<Inner>, mut events: BusEvents) {
                     Some(format!("no frame for {} s", idle / 1000))
                 } else {
                     let mut health = lock(&inner.health);
-                    if health.state != PipelineState::Playing && idle < 1000 {
+                    let fresh = inner.last_packet_ms.load(Ordering::Relaxed) > launched_ms;
+                    if health.state != PipelineState::Playing && fresh && idle < 1000 {
                         health.state = PipelineState::Playing;
                         backoff = FIRST_BACKOFF;
+                        if health.restarts > 0 {
+                            tracing::info!("pipeline playing again");
+                        }
                     }
                     None
                 }
@@ -379,9 +386,10 @@ async fn supervise(inner: Arc<Inner>, mut events: BusEvents) {
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
             lock(&inner.health).restarts += 1;
-            match inner.launch() {
+            match launch_off_runtime(&inner).await {
                 Ok((running, new_events)) => {
                     tracing::info!("pipeline restarted");
+                    launched_ms = inner.now_ms();
                     *lock(&inner.running) = Some(running);
                     events = new_events;
                     break;
@@ -390,6 +398,19 @@ async fn supervise(inner: Arc<Inner>, mut events: BusEvents) {
             }
         }
     }
+}
+
+/// [`Inner::launch`] on a blocking thread: parsing loads plugins and opens devices, and
+/// setting the state waits on them, none of which may stall the async workers.
+async fn launch_off_runtime(inner: &Arc<Inner>) -> Result<(Running, BusEvents), PipelineError> {
+    let inner = Arc::clone(inner);
+    tokio::task::spawn_blocking(move || inner.launch())
+        .await
+        .unwrap_or_else(|e| {
+            Err(PipelineError::Start {
+                message: format!("building the pipeline panicked: {e}"),
+            })
+        })
 }
 
 /// Builds the pipeline and takes it to PAUSED, then tears it down: proves the elements exist,

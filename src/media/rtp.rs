@@ -1,6 +1,7 @@
 //! H.264 RTP as it leaves the pipeline: parsing, keyframe detection and grouping of packets
 //! into access units (one frame each). Pure: no IO, no clock — arrival times are passed in.
 
+use super::rtp_timeline::ViewerTimeline;
 use bytes::Bytes;
 use rtc::rtp;
 use rtc::shared::marshal::Unmarshal;
@@ -142,24 +143,28 @@ impl AccessUnitAssembler {
 
 /// Rewrites shared packets into one viewer's stream: its own SSRC and negotiated payload
 /// type, sequence numbers continuous from a random start whatever frames were skipped, and
-/// timestamps shifted to a random base.
+/// timestamps from a random base that carry on across a rebuilt pipeline ([`ViewerTimeline`]).
 #[derive(Debug, Clone)]
 pub struct RtpRewriter {
     ssrc: u32,
     payload_type: u8,
     next_sequence: u16,
-    timestamp_base: u32,
-    timestamp_offset: Option<u32>,
+    timeline: ViewerTimeline,
 }
 
 impl RtpRewriter {
-    pub fn new(ssrc: u32, payload_type: u8, first_sequence: u16, timestamp_base: u32) -> Self {
+    pub fn new(
+        ssrc: u32,
+        payload_type: u8,
+        first_sequence: u16,
+        timestamp_base: u32,
+        clock_rate: u32,
+    ) -> Self {
         Self {
             ssrc,
             payload_type,
             next_sequence: first_sequence,
-            timestamp_base,
-            timestamp_offset: None,
+            timeline: ViewerTimeline::new(clock_rate, timestamp_base),
         }
     }
 
@@ -167,22 +172,35 @@ impl RtpRewriter {
         self.ssrc
     }
 
-    /// Returns this viewer's copy of `packet`; the payload is shared, not copied.
-    pub fn rewrite(&mut self, packet: &rtp::Packet) -> rtp::Packet {
-        self.rewrite_at(packet, packet.header.timestamp)
+    /// Times the source started another stream under this viewer (a rebuilt pipeline).
+    pub fn rebases(&self) -> u64 {
+        self.timeline.rebases()
     }
 
-    /// As [`rewrite`](Self::rewrite), but as if the source had stamped the packet
-    /// `source_timestamp` (frames replayed to a new viewer).
-    pub fn rewrite_at(&mut self, packet: &rtp::Packet, source_timestamp: u32) -> rtp::Packet {
-        let offset = *self
-            .timestamp_offset
-            .get_or_insert_with(|| self.timestamp_base.wrapping_sub(source_timestamp));
+    /// Returns this viewer's copy of a live `packet` that left the pipeline at `arrival`; the
+    /// payload is shared, not copied.
+    pub fn rewrite(&mut self, packet: &rtp::Packet, arrival: Instant) -> rtp::Packet {
+        let timestamp =
+            self.timeline
+                .map(packet.header.ssrc, packet.header.timestamp, Some(arrival));
+        self.stamp(packet, timestamp)
+    }
+
+    /// As [`rewrite`](Self::rewrite), for a frame replayed to a viewer as if the source had
+    /// stamped it `source_timestamp`.
+    pub fn rewrite_replayed(&mut self, packet: &rtp::Packet, source_timestamp: u32) -> rtp::Packet {
+        let timestamp = self
+            .timeline
+            .map(packet.header.ssrc, source_timestamp, None);
+        self.stamp(packet, timestamp)
+    }
+
+    fn stamp(&mut self, packet: &rtp::Packet, timestamp: u32) -> rtp::Packet {
         let mut out = packet.clone();
         out.header.ssrc = self.ssrc;
         out.header.payload_type = self.payload_type;
         out.header.sequence_number = self.next_sequence;
-        out.header.timestamp = source_timestamp.wrapping_add(offset);
+        out.header.timestamp = timestamp;
         // Source-side extensions carry ids this viewer never negotiated.
         out.header.extension = false;
         out.header.extensions.clear();
@@ -288,11 +306,12 @@ mod tests {
 
     #[test]
     fn rewriter_numbers_packets_continuously_from_its_start() {
-        let mut rewriter = RtpRewriter::new(0xabcd, 102, 65534, 1000);
-        let a = rewriter.rewrite(&packet(10, 90_000, false, &[1]));
+        let now = Instant::now();
+        let mut rewriter = RtpRewriter::new(0xabcd, 102, 65534, 1000, 90_000);
+        let a = rewriter.rewrite(&packet(10, 90_000, false, &[1]), now);
         // A gap in the source (skipped frames) is not a gap for the viewer.
-        let b = rewriter.rewrite(&packet(50, 93_000, true, &[2]));
-        let c = rewriter.rewrite(&packet(51, 96_000, true, &[3]));
+        let b = rewriter.rewrite(&packet(50, 93_000, true, &[2]), now);
+        let c = rewriter.rewrite(&packet(51, 96_000, true, &[3]), now);
         assert_eq!(
             [
                 a.header.sequence_number,
@@ -315,20 +334,43 @@ mod tests {
 
     #[test]
     fn rewriter_timestamps_wrap() {
-        let mut rewriter = RtpRewriter::new(1, 96, 0, u32::MAX - 10);
-        rewriter.rewrite(&packet(0, 5, false, &[]));
-        let later = rewriter.rewrite(&packet(1, 25, false, &[]));
+        let now = Instant::now();
+        let mut rewriter = RtpRewriter::new(1, 96, 0, u32::MAX - 10, 90_000);
+        rewriter.rewrite(&packet(0, 5, false, &[]), now);
+        let later = rewriter.rewrite(&packet(1, 25, false, &[]), now);
         assert_eq!(later.header.timestamp, 9);
     }
 
     #[test]
     fn replayed_packets_take_the_given_timestamp_on_the_same_timeline() {
-        let mut rewriter = RtpRewriter::new(1, 96, 0, 500);
-        let replayed = rewriter.rewrite_at(&packet(0, 90_000, true, &[]), 95_999);
-        let live = rewriter.rewrite(&packet(1, 99_000, true, &[]));
+        let mut rewriter = RtpRewriter::new(1, 96, 0, 500, 90_000);
+        let replayed = rewriter.rewrite_replayed(&packet(0, 90_000, true, &[]), 95_999);
+        let live = rewriter.rewrite(&packet(1, 99_000, true, &[]), Instant::now());
         assert_eq!(replayed.header.timestamp, 500);
         assert_eq!(live.header.timestamp, 500 + 3001);
         assert_eq!(live.header.sequence_number, 1);
+    }
+
+    #[test]
+    fn rewriter_carries_on_across_a_rebuilt_pipeline() {
+        let t0 = Instant::now();
+        let mut rewriter = RtpRewriter::new(0xabcd, 102, 100, 1000, 90_000);
+        let before = rewriter.rewrite(&packet(10, 90_000, true, &[1]), t0);
+        let mut restarted = packet(7, 2_000_000_000, false, &[2]);
+        restarted.header.ssrc = 0x9999;
+        let after = t0 + std::time::Duration::from_millis(1200);
+        let first = rewriter.rewrite(&restarted, after);
+        restarted.header.marker = true;
+        let second = rewriter.rewrite(&restarted, after);
+        assert_eq!(before.header.timestamp, 1000);
+        assert_eq!(first.header.timestamp, 1000 + 1200 * 90);
+        assert_eq!(second.header.timestamp, first.header.timestamp);
+        assert_eq!(
+            [first.header.sequence_number, second.header.sequence_number],
+            [101, 102]
+        );
+        assert!([first, second].iter().all(|p| p.header.ssrc == 0xabcd));
+        assert_eq!(rewriter.rebases(), 1);
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! video frames' own timestamps — so any offset a viewer sees between them was added on the
 //! way, which makes the pair a sound-to-picture sync meter.
 //!
+//! The video probe also draws the capture stamp ([`super::capture_stamp`]): the wall-clock time
+//! the frame passed it, which for the test source is its capture, for glass-to-glass latency.
+//!
 //! The marks are drawn by pad probes on two `identity` elements a pipeline names
 //! `syncmark-video` (raw I420 or similar 8-bit-luma video) and `syncmark-audio` (F32LE mono).
 
@@ -12,6 +15,9 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::capture_stamp;
 
 pub const VIDEO_MARKER: &str = "syncmark-video";
 pub const AUDIO_MARKER: &str = "syncmark-audio";
@@ -87,6 +93,8 @@ fn attach_video(marker: &gst::Element, grid: Arc<FrameGrid>) {
         let Ok(video_info) = gst_video::VideoInfo::from_caps(&caps) else {
             return gst::PadProbeReturn::Ok;
         };
+        // Read first: this is the frame's capture time as far as the stamp is concerned.
+        let captured_ms = unix_ms_now();
         let Some(buffer) = info.buffer_mut() else {
             return gst::PadProbeReturn::Ok;
         };
@@ -114,6 +122,7 @@ fn attach_video(marker: &gst::Element, grid: Arc<FrameGrid>) {
             gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &video_info)
         {
             paint_box(&mut frame, luma);
+            paint_capture_stamp(&mut frame, captured_ms);
         }
         gst::PadProbeReturn::Ok
     });
@@ -132,6 +141,35 @@ fn paint_box(frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>, luma: u8
         let start = row * stride + margin;
         if let Some(pixels) = plane.get_mut(start..start + side) {
             pixels.fill(luma);
+        }
+    }
+}
+
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The capture stamp along the bottom edge: blocks in luma, grey in planar chroma.
+fn paint_capture_stamp(frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>, unix_ms: u64) {
+    let (width, height) = (frame.width() as usize, frame.height() as usize);
+    let stride = |frame: &gst_video::VideoFrameRef<&mut gst::BufferRef>, plane: usize| {
+        frame.plane_stride().get(plane).map_or(0, |&s| s as usize)
+    };
+    let luma_stride = stride(frame, 0);
+    if let Ok(luma) = frame.plane_data_mut(0) {
+        capture_stamp::paint_luma(luma, luma_stride, width, height, unix_ms);
+    }
+    let info = frame.format_info();
+    if !(info.is_yuv() && frame.n_planes() == 3) {
+        return;
+    }
+    let shift = (info.w_sub()[1], info.h_sub()[1]);
+    for plane in 1..3 {
+        let chroma_stride = stride(frame, plane as usize);
+        if let Ok(chroma) = frame.plane_data_mut(plane) {
+            capture_stamp::paint_chroma(chroma, chroma_stride, (width, height), shift);
         }
     }
 }

@@ -1,9 +1,10 @@
-//! How every viewer's PeerConnection is built: one H.264 send-only codec, the send-side
-//! interceptors (a frame's packets a few at a time, NACK answers, sender reports), and viewer
-//! RTCP passed up to fieldcast.
+//! How every viewer's PeerConnection is built: one H.264 send-only codec (with RTX when the
+//! viewer offers it), the send-side interceptors (a frame's packets a few at a time, NACK
+//! answers sent twice, sender reports), and viewer RTCP passed up to fieldcast.
 
 use crate::webrtc::frame_batch::{FrameBatch, Outbox};
 use crate::webrtc::ports;
+use crate::webrtc::repeat_resends::RepeatResends;
 use crate::webrtc::runtime::TokioWith;
 use rtc::interceptor::{
     Attribute, Interceptor, NackResponderBuilder, Packet, SenderReportBuilder, Slot, StreamInfo,
@@ -11,7 +12,7 @@ use rtc::interceptor::{
 };
 use rtc::peer_connection::configuration::RTCIceTransportPolicy;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MediaEngine,
 };
 use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -31,9 +32,13 @@ pub const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 /// Our preferred payload type; the answer uses whatever the viewer's offer chose.
 const H264_PAYLOAD_TYPE: u8 = 102;
+/// Retransmissions of the H.264 stream on their own SSRC (RFC 4588), when the offer has them.
+const RTX_PAYLOAD_TYPE: u8 = 103;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// Where viewer RTCP is marked for the application: after every interceptor that acts on it.
 const RTCP_TO_APPLICATION_SLOT: usize = 14_000;
+/// Where resends are doubled: between the NACK responder (4_000) and the wire.
+const REPEAT_RESENDS_SLOT: usize = 3_500;
 /// Where a frame's packets enter the chain: before every interceptor on the way out, so the
 /// NACK history and the sender reports see each packet.
 const FRAME_BATCH_SLOT: usize = 15_000;
@@ -108,6 +113,22 @@ pub fn h264_codec() -> RTCRtpCodec {
     }
 }
 
+/// RTX for the H.264 stream (`apt` is our payload type; the stack maps it to the offer's).
+pub fn rtx_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RTX.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={H264_PAYLOAD_TYPE}"),
+        rtcp_feedback: Vec::new(),
+    }
+}
+
+/// Whether a negotiated codec is the RTX one, not a media codec.
+pub fn is_rtx(codec: &RTCRtpCodec) -> bool {
+    codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX)
+}
+
 pub fn opus_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
@@ -132,6 +153,15 @@ pub async fn build_peer(
         },
         RtpCodecKind::Video,
     )?;
+    // Offered RTX is answered, and the NACK responder then resends on the RTX SSRC; an offer
+    // without it gets plain resends on the media SSRC.
+    media_engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: rtx_codec(),
+            payload_type: RTX_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Video,
+    )?;
     media_engine.register_codec(
         RTCRtpCodecParameters {
             rtp_codec: opus_codec(),
@@ -144,6 +174,7 @@ pub async fn build_peer(
     // sit in every packet's path.
     let registry = Registry::new()
         .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(Slot::from(REPEAT_RESENDS_SLOT), RepeatResends::default())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
         .with(
             Slot::from(RTCP_TO_APPLICATION_SLOT),

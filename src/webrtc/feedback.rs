@@ -1,14 +1,18 @@
-//! What a viewer's RTCP asks of us, read without IO: a keyframe (PLI or FIR), and the loss and
-//! jitter it reports.
+//! What a viewer's RTCP asks of us, read without IO: a keyframe (PLI or FIR), packets again
+//! (NACK; the NACK responder resends them, this only counts), and the loss and jitter it
+//! reports.
 
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Feedback {
     /// The viewer lost its picture and needs a keyframe.
     pub wants_keyframe: bool,
+    /// Packets the viewer asks for again.
+    pub nacked_packets: u64,
     /// Loss fraction (0..=255 of 256) and jitter (RTP units) of the latest report.
     pub report: Option<(u8, u32)>,
 }
@@ -19,6 +23,13 @@ pub fn read(packets: &[Box<dyn rtc::rtcp::Packet>]) -> Feedback {
         let any = packet.as_any();
         if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
             feedback.wants_keyframe = true;
+        } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+            // Each pair names one packet and up to 16 after it in a bitmap.
+            feedback.nacked_packets += nack
+                .nacks
+                .iter()
+                .map(|pair| 1 + u64::from(pair.lost_packets.count_ones()))
+                .sum::<u64>();
         } else if let Some(report) = any.downcast_ref::<ReceiverReport>()
             && let Some(block) = report.reports.first()
         {
@@ -61,6 +72,28 @@ mod tests {
         let feedback = read_bytes(&raw).unwrap();
         assert!(feedback.wants_keyframe);
         assert_eq!(feedback.report, Some((64, 900)));
+    }
+
+    #[test]
+    fn nack_counts_every_packet_it_names() {
+        use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+        let nack = TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+            nacks: vec![
+                NackPair {
+                    packet_id: 40,
+                    lost_packets: 0b101,
+                },
+                NackPair {
+                    packet_id: 100,
+                    lost_packets: 0,
+                },
+            ],
+        };
+        let feedback = read_bytes(&nack.marshal().unwrap()).unwrap();
+        assert_eq!(feedback.nacked_packets, 4);
+        assert!(!feedback.wants_keyframe);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod ice_servers;
 pub mod offer;
 pub mod ports;
 pub mod registry;
+pub mod repeat_resends;
 pub mod runtime;
 pub mod sdpfrag;
 pub mod session;

@@ -5,6 +5,7 @@ use crate::fanout::audio::{AudioPacket, AudioQueue};
 use crate::fanout::{FanoutHub, Hubs, Queued, ViewerQueue};
 use crate::http::access::Credential;
 use crate::media::rtp::RtpRewriter;
+use crate::media::rtp_timeline::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 use crate::webrtc::api::{PeerSettings, build_peer};
 use crate::webrtc::feedback;
 use crate::webrtc::frame_batch::{OUTBOX_PACKETS, Outbox};
@@ -13,7 +14,7 @@ use crate::webrtc::sdpfrag::SdpFrag;
 use crate::webrtc::totals::Totals;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ const OUTBOX_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// Our side failed (a server fault), whatever the viewer sent.
     #[error("could not set up a connection: {0}")]
     Setup(String),
     #[error("the offer could not be answered: {0}")]
@@ -58,6 +60,8 @@ pub struct ViewerStats {
     pub bytes_sent: AtomicU64,
     pub frames_sent: AtomicU64,
     pub keyframe_requests: AtomicU64,
+    /// Packets the viewer asked for again (NACK).
+    pub nacked_packets: AtomicU64,
     pub send_errors: AtomicU64,
     pub audio_packets_sent: AtomicU64,
     audio_dropped: Mutex<Option<Arc<AtomicU64>>>,
@@ -83,6 +87,9 @@ pub struct ViewerStatus {
     pub frames_sent: u64,
     pub frames_dropped: u64,
     pub keyframe_requests: u64,
+    /// Packets the viewer asked for again (NACK), and whether they go back on RTX.
+    pub nacked_packets: u64,
+    pub rtx: bool,
     pub fraction_lost: Option<f64>,
     pub jitter_ms: Option<f64>,
     pub video: bool,
@@ -106,17 +113,22 @@ pub struct ViewerSession {
     close: Notify,
     has_video: bool,
     has_audio: bool,
+    /// Resends go on an RTX stream (the offer had RTX for H.264).
+    rtx: bool,
     /// What the creating request showed; later requests on the session must show the same.
     pub credential: Credential,
 }
 
-/// One track sent to the viewer, and the rewriter that makes the shared packets its own.
-struct Outbound {
-    track: Arc<TrackLocalStaticRTP>,
-    rewriter: RtpRewriter,
-    sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+/// One track sent to the viewer (or a WHIP engine), and the rewriter that makes the shared
+/// packets its own.
+pub(crate) struct Outbound {
+    pub(crate) track: Arc<TrackLocalStaticRTP>,
+    pub(crate) rewriter: RtpRewriter,
+    pub(crate) sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
     /// Video only: where a frame's packets wait for the stack to take them, eight at a time.
-    outbox: Option<Arc<Outbox>>,
+    pub(crate) outbox: Option<Arc<Outbox>>,
+    /// Resends go on an RTX stream.
+    pub(crate) rtx: bool,
 }
 
 /// What the session's task needs besides the shared part.
@@ -127,13 +139,13 @@ pub struct ViewerStream {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-struct PeerEvents {
-    state: Option<RTCPeerConnectionState>,
-    gathering_complete: bool,
+pub(crate) struct PeerEvents {
+    pub(crate) state: Option<RTCPeerConnectionState>,
+    pub(crate) gathering_complete: bool,
 }
 
 /// Forwards PeerConnection events into a watch channel the session task reads.
-struct EventForwarder(watch::Sender<PeerEvents>);
+pub(crate) struct EventForwarder(pub(crate) watch::Sender<PeerEvents>);
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for EventForwarder {
@@ -194,6 +206,7 @@ impl ViewerSession {
             close: Notify::new(),
             has_video: video.is_some(),
             has_audio: audio.is_some(),
+            rtx: video.as_ref().is_some_and(|video| video.rtx),
             credential,
         });
         *session.stats.state.lock().unwrap() = "connecting";
@@ -234,13 +247,11 @@ impl ViewerSession {
                 transceiver
                     .set_direction(RTCRtpTransceiverDirection::Inactive)
                     .await
-                    .map_err(negotiation)?;
+                    .map_err(setup)?;
             }
         }
-        let answer = peer.create_answer(None).await.map_err(negotiation)?;
-        peer.set_local_description(answer)
-            .await
-            .map_err(negotiation)?;
+        let answer = peer.create_answer(None).await.map_err(setup)?;
+        peer.set_local_description(answer).await.map_err(setup)?;
         let video = match video {
             Some(pending) => {
                 outbox.set_ssrc(pending.ssrc);
@@ -267,7 +278,7 @@ impl ViewerSession {
             let answer = peer
                 .local_description()
                 .await
-                .ok_or_else(|| SessionError::Negotiation("no local description".to_owned()))?;
+                .ok_or_else(|| SessionError::Setup("no local description".to_owned()))?;
             let missing: Vec<&str> = wanted
                 .iter()
                 .copied()
@@ -334,11 +345,11 @@ impl ViewerSession {
             .set_remote_description(offer)
             .await
             .map_err(negotiation)?;
-        let answer = self.peer.create_answer(None).await.map_err(negotiation)?;
+        let answer = self.peer.create_answer(None).await.map_err(setup)?;
         self.peer
             .set_local_description(answer)
             .await
-            .map_err(negotiation)?;
+            .map_err(setup)?;
         // Our new candidates come with the answer, as in the first one.
         let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
         let local = loop {
@@ -351,7 +362,7 @@ impl ViewerSession {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         };
-        let local = local.ok_or_else(|| SessionError::Negotiation("no answer".to_owned()))?;
+        let local = local.ok_or_else(|| SessionError::Setup("no answer".to_owned()))?;
         self.add_candidates(frag).await?;
         *self.etag.lock().unwrap() = new_etag();
         tracing::info!(viewer = %self.id, "ICE restarted");
@@ -401,6 +412,8 @@ impl ViewerSession {
             frames_sent: stats.frames_sent.load(Ordering::Relaxed),
             frames_dropped: dropped,
             keyframe_requests: stats.keyframe_requests.load(Ordering::Relaxed),
+            nacked_packets: stats.nacked_packets.load(Ordering::Relaxed),
+            rtx: self.rtx,
             fraction_lost: report.map(|(lost, _)| lost as f64 / 256.0),
             jitter_ms: report.map(|(_, jitter)| jitter as f64 / 90.0),
             video: self.has_video,
@@ -532,8 +545,10 @@ impl ViewerSession {
         let (mut count, mut size) = (0u64, 0u64);
         let rewriter = &mut out.rewriter;
         let packets = queued.frame.packets.iter().map(|packet| {
-            let timestamp = queued.replay_timestamp.unwrap_or(packet.header.timestamp);
-            let packet = rewriter.rewrite_at(packet, timestamp);
+            let packet = match queued.replay_timestamp {
+                Some(timestamp) => rewriter.rewrite_replayed(packet, timestamp),
+                None => rewriter.rewrite(packet, queued.frame.arrival),
+            };
             count += 1;
             size += packet.payload.len() as u64;
             packet
@@ -570,7 +585,8 @@ impl ViewerSession {
     }
 
     async fn send_audio(&self, out: &mut Outbound, packet: &AudioPacket, totals: &Totals) {
-        let packet = out.rewriter.rewrite(packet);
+        // Opus packets carry no arrival time; their queue holds at most half a second.
+        let packet = out.rewriter.rewrite(packet, Instant::now());
         let size = packet.payload.len() as u64;
         match out.track.write_rtp(packet).await {
             Ok(()) => {
@@ -595,6 +611,9 @@ impl ViewerSession {
         frames: Option<&mut ViewerQueue>,
     ) {
         let feedback = feedback::read(packets);
+        self.stats
+            .nacked_packets
+            .fetch_add(feedback.nacked_packets, Ordering::Relaxed);
         if feedback.wants_keyframe {
             self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             // Without an encoder to ask, the viewer gets the cached GOP again.
@@ -609,11 +628,17 @@ impl ViewerSession {
     }
 }
 
+/// The viewer's description was refused: the client's fault (400).
 fn negotiation(e: webrtc::error::Error) -> SessionError {
     SessionError::Negotiation(e.to_string())
 }
 
-async fn poll_rtcp(out: Option<&Outbound>) -> Option<TrackLocalEvent> {
+/// A step that only our side takes failed: a server fault (500).
+fn setup(e: webrtc::error::Error) -> SessionError {
+    SessionError::Setup(e.to_string())
+}
+
+pub(crate) async fn poll_rtcp(out: Option<&Outbound>) -> Option<TrackLocalEvent> {
     match out {
         Some(out) => out.track.poll().await,
         None => std::future::pending().await,
@@ -621,21 +646,35 @@ async fn poll_rtcp(out: Option<&Outbound>) -> Option<TrackLocalEvent> {
 }
 
 /// A track added to the PeerConnection, before negotiation settles its payload type.
-struct PendingTrack {
+pub(crate) struct PendingTrack {
     track: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
-    ssrc: u32,
+    pub(crate) ssrc: u32,
+    clock_rate: u32,
 }
 
-async fn add_track(
+pub(crate) async fn add_track(
     peer: &Arc<dyn PeerConnection>,
     stream_id: &str,
     kind: RtpCodecKind,
 ) -> Result<PendingTrack, SessionError> {
     let ssrc = rand::random::<u32>();
-    let (label, codec) = match kind {
-        RtpCodecKind::Audio => ("audio", crate::webrtc::api::opus_codec()),
-        _ => ("video", crate::webrtc::api::h264_codec()),
+    let (label, codec, clock_rate, rtx) = match kind {
+        RtpCodecKind::Audio => (
+            "audio",
+            crate::webrtc::api::opus_codec(),
+            AUDIO_CLOCK_RATE,
+            None,
+        ),
+        // The stack drops the RTX SSRC again when the offer has no RTX for our H.264.
+        _ => (
+            "video",
+            crate::webrtc::api::h264_codec(),
+            VIDEO_CLOCK_RATE,
+            Some(RTCRtpRtxParameters {
+                ssrc: rtx_ssrc_beside(ssrc),
+            }),
+        ),
     };
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         stream_id.to_owned(),
@@ -645,6 +684,7 @@ async fn add_track(
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),
+                rtx,
                 ..Default::default()
             },
             codec,
@@ -654,38 +694,56 @@ async fn add_track(
     let sender = peer
         .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
         .await
-        .map_err(negotiation)?;
+        .map_err(setup)?;
     Ok(PendingTrack {
         track,
         sender,
         ssrc,
+        clock_rate,
     })
 }
 
 impl PendingTrack {
     /// The outbound track with the payload type the viewer's offer chose.
-    async fn negotiated(self) -> Result<Outbound, SessionError> {
-        let payload_type = self
+    pub(crate) async fn negotiated(self) -> Result<Outbound, SessionError> {
+        let codecs = self
             .sender
             .get_parameters()
             .await
-            .map_err(negotiation)?
+            .map_err(setup)?
             .rtp_parameters
-            .codecs
-            .first()
+            .codecs;
+        let payload_type = codecs
+            .iter()
+            .find(|codec| !crate::webrtc::api::is_rtx(&codec.rtp_codec))
             .map(|codec| codec.payload_type)
             .ok_or(SessionError::NoCodec)?;
+        let rtx = codecs
+            .iter()
+            .any(|codec| crate::webrtc::api::is_rtx(&codec.rtp_codec));
         Ok(Outbound {
             sender: self.sender,
             track: self.track,
             outbox: None,
+            rtx,
             rewriter: RtpRewriter::new(
                 self.ssrc,
                 payload_type,
                 rand::random::<u16>(),
                 rand::random::<u32>(),
+                self.clock_rate,
             ),
         })
+    }
+}
+
+/// A random SSRC for the retransmissions, never the media SSRC itself.
+fn rtx_ssrc_beside(media: u32) -> u32 {
+    loop {
+        let ssrc = rand::random::<u32>();
+        if ssrc != media {
+            return ssrc;
+        }
     }
 }
 

@@ -8,6 +8,8 @@ import { chromium } from "playwright-core";
 
 const here = new URL(".", import.meta.url).pathname;
 export const binary = process.env.FIELDCAST_BIN || join(here, "../../target/release/fieldcast");
+/** The admin token the test daemons keep in their state directory. */
+export const ADMIN_TOKEN = "browser-test-admin-token";
 
 async function freePort() {
   return new Promise((resolve, reject) => {
@@ -45,11 +47,14 @@ export async function startFieldcast({ port, args = [], config, pipeline = "test
   port = port || (await freePort());
   const base = `http://127.0.0.1:${port}`;
   const extra = [...args];
+  const dir = mkdtempSync(join(tmpdir(), "fieldcast-browser-"));
   if (config) {
-    const dir = mkdtempSync(join(tmpdir(), "fieldcast-browser-"));
     writeFileSync(join(dir, "fieldcast.toml"), config);
     extra.push("--config", join(dir, "fieldcast.toml"));
   }
+  // A state directory of its own, holding a known admin token (as one made at first start).
+  writeFileSync(join(dir, "admin-token"), `${ADMIN_TOKEN}\n`, { mode: 0o600 });
+  extra.push("--state-dir", dir);
   const child = spawn(
     binary,
     ["run", "--listen", `127.0.0.1:${port}`, "--pipeline", pipeline, "--rtc-addr", "127.0.0.1:0", ...extra],
@@ -67,9 +72,13 @@ export async function startFieldcast({ port, args = [], config, pipeline = "test
   }
   return {
     base,
+    pid: child.pid,
     port,
     log: () => log,
-    status: async () => (await fetch(`${base}/api/status`)).json(),
+    /** Every detail (pipeline, stream counters, each viewer): the admin view. */
+    status: async () => (await fetch(`${base}/api/admin/status`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).json(),
+    /** What anyone may see. */
+    publicStatus: async () => (await fetch(`${base}/api/status`)).json(),
     stop: async () => {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");

@@ -114,9 +114,18 @@ def wait_for(what, timeout_s, probe, interval_s=0.1):
     raise Failure(f"{what} did not happen within {timeout_s} s (last: {last!r})")
 
 
-def http_get_json(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+ADMIN_TOKEN = "firefox-test-admin-token"
+
+
+def http_get_json(url, timeout=5, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
         return json.loads(r.read().decode())
+
+
+def admin_status(base):
+    """Every detail of the stream (frames made, measured rate): the admin view."""
+    return http_get_json(f"{base}/api/admin/status", token=ADMIN_TOKEN)
 
 
 def profile_prefs(marionette_port):
@@ -474,6 +483,11 @@ def run(firefox, fieldcast, mode, gmp_source):
     fc = ff = client = None
     outcome = FAIL
     fc_log = open(fc_log_path, "wb")
+    # A known admin token in the daemon's own state directory, to read the stream's details.
+    state_dir = os.path.join(work, "state")
+    os.mkdir(state_dir, 0o700)
+    with open(os.path.join(state_dir, "admin-token"), "w") as token_file:
+        token_file.write(ADMIN_TOKEN + "\n")
     ff_log = open(ff_log_path, "wb")
 
     def on_alarm(signum, frame):
@@ -490,7 +504,7 @@ def run(firefox, fieldcast, mode, gmp_source):
         base = f"http://127.0.0.1:{port}"
         fc = subprocess.Popen(
             [fieldcast, "run", "--listen", f"127.0.0.1:{port}", "--pipeline", "test",
-             "--audio", "none", "--rtc-addr", "127.0.0.1:0"],
+             "--audio", "none", "--rtc-addr", "127.0.0.1:0", "--state-dir", state_dir],
             stdin=subprocess.DEVNULL, stdout=fc_log, stderr=subprocess.STDOUT,
             env=dict(os.environ, FIELDCAST_LOG=os.environ.get("FIELDCAST_LOG", "info")),
         )
@@ -612,7 +626,7 @@ def run(firefox, fieldcast, mode, gmp_source):
                   (end.get("frameWidth"), end.get("frameHeight")))
             # Against the source's rate over the end of the same window (a busy machine slows
             # the encoder, and a browser can only decode what was sent).
-            source_fps = http_get_json(f"{base}/api/status")["stream"]["fps"]
+            source_fps = admin_status(base)["stream"]["fps"]
             log(f"the source's rate over the last 2 s: {source_fps} fps")
             check(source_fps > 20, f"the test pipeline produces about {EXPECTED_FPS:.0f} fps", source_fps)
             lo, hi = source_fps * (1 - FPS_TOLERANCE), source_fps * (1 + FPS_TOLERANCE)
@@ -629,10 +643,10 @@ def run(firefox, fieldcast, mode, gmp_source):
                 return (seen["readyState"] or 0) >= 2 and (seen["videoSize"] or [0])[0] > 0
 
             wait_for("the viewer page's <video> showing a picture (readyState >= 2, videoWidth > 0)", 20, page_plays, 0.25)
-            made_before = http_get_json(f"{base}/api/status")["stream"]["frames"]
+            made_before = admin_status(base)["stream"]["frames"]
             started = time.monotonic()
             page = client.execute_async_script(JS_PAGE_FPS, script_args=[int(MEASURE_S * 1000)], script_timeout=30_000)
-            made = http_get_json(f"{base}/api/status")["stream"]["frames"] - made_before
+            made = admin_status(base)["stream"]["frames"] - made_before
             source_fps = made / (time.monotonic() - started)
             log(f"the source made {made} frames over the page's measurement ({source_fps:.1f} fps)")
             lo, hi = source_fps * (1 - FPS_TOLERANCE), source_fps * (1 + FPS_TOLERANCE)

@@ -22,19 +22,20 @@ test("five tabs all play; closing them brings the viewer count back to 0", async
   await Promise.all(pages.map((page) => waitLive(page, 15000)));
   // Judged against what the source made in the same window: five decoders, five compositors
   // and the encoder share two cores here, so the encoder runs late and then catches up, and
-  // a tab shows fewer frames than it decodes. Every tab must decode nearly all of them and
-  // keep its picture moving.
+  // a tab shows fewer frames than it decodes. Every tab must decode most of them (a stalled
+  // tab or one the daemon starves decodes half or none) and keep its picture moving. The
+  // window is 5 s so that frames in flight at its edges weigh little.
   const madeBefore = (await fieldcast.status()).stream.frames;
   const decodedBefore = await Promise.all(pages.map(framesDecoded));
-  const shown = await Promise.all(pages.map((page) => countFrames(page, 3000)));
+  const shown = await Promise.all(pages.map((page) => countFrames(page, 5000)));
   const decoded = (await Promise.all(pages.map(framesDecoded))).map((n, i) => n - decodedBefore[i]);
   const made = (await fieldcast.status()).stream.frames - madeBefore;
-  console.log(`# in 3 s the source made ${made} frames; decoded per tab ${decoded.join(", ")}; shown ${shown.join(", ")}`);
-  assert.ok(made >= 30, `the test pipeline made only ${made} frames in 3 s`);
+  console.log(`# in 5 s the source made ${made} frames; decoded per tab ${decoded.join(", ")}; shown ${shown.join(", ")}`);
+  assert.ok(made >= 50, `the test pipeline made only ${made} frames in 5 s`);
   decoded.forEach((n, i) =>
-    assert.ok(n >= 0.8 * made, `tab ${i + 1} decoded ${n} frames of the ${made} the source made`),
+    assert.ok(n >= 0.7 * made, `tab ${i + 1} decoded ${n} frames of the ${made} the source made`),
   );
-  shown.forEach((n, i) => assert.ok(n >= 0.25 * made, `tab ${i + 1} showed only ${n} frames in 3 s (${made} made)`));
+  shown.forEach((n, i) => assert.ok(n >= 0.25 * made, `tab ${i + 1} showed only ${n} frames in 5 s (${made} made)`));
   // This daemon has no sound: nothing invites a tap for it.
   assert.equal(await pages[0].locator("#sound").textContent(), "No sound");
   assert.equal(await pages[0].locator("#sound").isDisabled(), true);
@@ -45,7 +46,7 @@ test("five tabs all play; closing them brings the viewer count back to 0", async
     return counts.every((c) => c === "5 watching");
   });
   for (const page of pages) await page.close();
-  await waitFor("the viewer count back at 0", 5000, async () => {
+  await waitFor("the viewer count back at 0", 15000, async () => {
     const status = await fieldcast.status();
     return status.viewer_count === 0 && status.stream.hub_viewers === 0;
   });

@@ -1,7 +1,7 @@
 // The viewer page's protocol and stats logic, without a browser.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseIceServerLinks, candidateFragment, iceCredentials, retryDelayMs, WhepError } from "../../web-viewer/whep.js";
+import { parseIceServerLinks, candidateFragment, iceCredentials, retryDelayMs, WhepError, alternateLink } from "../../web-viewer/whep.js";
 import { summarise, overlayLines } from "../../web-viewer/stats.js";
 
 test("ICE servers from Link headers, with TURN credentials", () => {
@@ -88,4 +88,15 @@ test("stats before anything arrived are unknown, not zero", () => {
   assert.equal(s.resolution, null);
   assert.equal(s.bitrateKbps, null);
   assert.ok(overlayLines(s, null).every((line) => line.includes("–")));
+});
+
+test("a full device's alternate player page is read from its Link header", () => {
+  assert.equal(alternateLink('<https://youtube.example/live>; rel="alternate"'), "https://youtube.example/live");
+  assert.equal(
+    alternateLink('<stun:x.example>; rel="ice-server", <https://player.example/>; rel=alternate'),
+    "https://player.example/",
+  );
+  assert.equal(alternateLink('<javascript:alert(1)>; rel="alternate"'), null, "only http(s) links");
+  assert.equal(alternateLink('<https://x.example/>; rel="help"'), null);
+  assert.equal(alternateLink(null), null);
 });

@@ -141,7 +141,7 @@ def netns_available():
 def config(tmp, **webrtc):
     """A fieldcast config for the device: test pattern, no sound, TURN with REST secret."""
     lines = [
-        '[server]\nlisten = "0.0.0.0:8080"\n',
+        f'[server]\nlisten = "0.0.0.0:8080"\nstate_dir = "{tmp}/state"\n',
         '[video]\npipeline = "test"\n',
         '[audio]\nsource = "none"\n',
         "[webrtc]",

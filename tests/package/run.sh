@@ -19,51 +19,19 @@ SUITE=bookworm
 base_tar=$repo/target/package-root-base.tar
 apt_cache=$repo/target/package-apt-cache
 root=$repo/target/package-root
-fresh=$repo/target/package-root-fresh
 
-pass=0
-fail=0
-started=$SECONDS
-ok() { echo "ok - $*"; pass=$((pass + 1)); }
-not_ok() { echo "not ok - $*"; fail=$((fail + 1)); }
-step() { echo "# [$((SECONDS - started)) s] $*"; }
-die() { echo "not ok - $*"; echo "$pass passed, $((fail + 1)) failed"; exit 1; }
+# shellcheck source=tests/support/tap.sh
+source tests/support/tap.sh
 
-# The first Debian (not -security) archive in this machine's apt sources.
-default_mirror() {
-  local url
-  url=$(grep -hoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null |
-    grep -v -- '-security' | head -n 1 | tr -d ' ') || true
-  echo "${url:-http://deb.debian.org/debian}"
-}
+# shellcheck source=scripts/lib/chroot.sh
+source scripts/lib/chroot.sh
 MIRROR=${MIRROR:-$(default_mirror)}
 
-# Every mount under DIR (default $root), deepest first. Nothing is ever deleted under a
-# mount point: a root left half-made by a killed run may still have /proc or /dev there.
-mounts_under() { awk -v r="${1:-$root}" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r; }
-unmount_all() {
-  local m
-  for m in $(mounts_under "${1:-$root}"); do
-    umount "$m" 2>/dev/null || umount -l "$m" || true
-  done
-}
-remove_tree() {
-  unmount_all "$1"
-  [[ -z "$(mounts_under "$1")" ]] || die "cannot unmount $(mounts_under "$1" | tr '\n' ' ')"
-  rm -rf "$1"
-}
 cleanup() {
-  unmount_all "$fresh"
-  [[ -n "$(mounts_under "$fresh")" ]] || rm -rf "$fresh"
-  unmount_all
-  if [[ -z "${KEEP_ROOT:-}" && -z "$(mounts_under)" ]]; then rm -rf "$root"; fi
+  unmount_all "$root"
+  if [[ -z "${KEEP_ROOT:-}" && -z "$(mounts_under "$root")" ]]; then rm -rf "$root"; fi
 }
 trap cleanup EXIT
-
-# A tool this test needs on this machine, from its own apt sources.
-host_install() {
-  timeout 600 apt-get update -q >/dev/null && timeout 600 apt-get install -y -q "$@" >/dev/null
-}
 
 # in_root SECONDS COMMAND...: runs COMMAND in the clean root with a clean environment.
 in_root() {
@@ -91,34 +59,16 @@ fi
 rm -rf "$extracted"
 
 # 3. a clean Debian 12, made once
-remove_tree "$root"
 if [[ ! -s "$base_tar" ]]; then
-  command -v debootstrap >/dev/null || host_install debootstrap || die "cannot install debootstrap"
   step "debootstrap --variant=minbase $SUITE from $MIRROR (first run only)"
-  remove_tree "$fresh"
-  timeout 1200 debootstrap --variant=minbase "$SUITE" "$fresh" "$MIRROR" >"$repo/target/debootstrap.log" 2>&1 ||
-    die "debootstrap failed (target/debootstrap.log: $(tail -n 3 "$repo/target/debootstrap.log" | tr '\n' ' '))"
-  # The package lists and downloaded .debs are not part of the cached root.
-  rm -rf "$fresh"/var/cache/apt/archives/*.deb "$fresh"/var/lib/apt/lists/*
-  unmount_all "$fresh" # debootstrap unmounts its /proc and /sys itself, unless it was killed
-  [[ -z "$(mounts_under "$fresh")" ]] || die "cannot unmount $(mounts_under "$fresh" | tr '\n' ' ')"
-  timeout 600 tar -C "$fresh" -cf "$base_tar.part" . && mv "$base_tar.part" "$base_tar"
-  remove_tree "$fresh"
+  debootstrap_cached "$base_tar" "$repo/target/debootstrap.log" amd64 "$SUITE" "$MIRROR" || die "no $SUITE root"
   ok "debootstrap $SUITE root cached in ${base_tar#"$repo"/}"
 fi
 step "unpacking the clean root"
-mkdir -p "$root" "$apt_cache"
-timeout 600 tar -C "$root" -xf "$base_tar" || die "cannot unpack $base_tar"
-
-mount -t proc proc "$root/proc"
-mount -t sysfs sysfs "$root/sys"
-mount --bind /dev "$root/dev"
+mkdir -p "$apt_cache"
+unpack_root "$base_tar" "$root" || die "cannot unpack $base_tar"
 mount --bind "$apt_cache" "$root/var/cache/apt/archives"
-cp /etc/resolv.conf "$root/etc/resolv.conf"
-cat >"$root/etc/apt/sources.list" <<EOF
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-EOF
+apt_sources "$root" "$MIRROR" "$SUITE" "$SUITE-updates"
 cp "$deb" "$root/tmp/"
 deb_name=$(basename "$deb")
 
@@ -136,12 +86,6 @@ else
 fi
 
 # 5. what the package put in place
-# expect WHAT COMMAND...: ok when COMMAND succeeds.
-expect() {
-  local what=$1
-  shift
-  if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
 expect "/usr/bin/fieldcast is installed" test -x "$root/usr/bin/fieldcast"
 expect "fieldcast.service is installed" test -f "$root/usr/lib/systemd/system/fieldcast.service"
 # shellcheck disable=SC2016 # ${Conffiles} is for dpkg-query
@@ -261,8 +205,8 @@ UNIT
 in_root 30 systemctl enable fieldcast-probe.service >/dev/null 2>&1
 rm -f "$root/probe.txt"
 # systemd-nspawn mounts /proc, /sys and /dev itself.
-unmount_all
-[[ -z "$(mounts_under)" ]] || die "cannot unmount $(mounts_under | tr '\n' ' ') before booting"
+unmount_all "$root"
+[[ -z "$(mounts_under "$root")" ]] || die "cannot unmount $(mounts_under "$root" | tr '\n' ' ') before booting"
 step "booting the root with systemd-nspawn (about a minute)"
 timeout 240 systemd-nspawn -D "$root" --boot --register=no --keep-unit --private-network \
   --console=pipe >"$repo/target/package-boot.log" 2>&1 || true

@@ -20,6 +20,9 @@ use webrtc::peer_connection::{
     RTCSessionDescription, Registry, register_default_interceptors,
 };
 
+/// The admin token the test daemons are given (tests may set their own).
+pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// The daemon with the `test` pipeline, HTTP and media on loopback only.
 pub async fn start_daemon() -> RunningDaemon {
     start_daemon_with(|_| {}).await
@@ -33,6 +36,7 @@ pub async fn start_daemon_with(adjust: impl FnOnce(&mut Config)) -> RunningDaemo
     };
     config.media.pipeline = "test".to_owned();
     config.peer.udp_addrs = vec!["127.0.0.1:0".to_owned()];
+    config.access.admin_token = Some(TEST_ADMIN_TOKEN.to_owned());
     adjust(&mut config);
     daemon::start(config)
         .await
@@ -68,6 +72,8 @@ impl ReceivedFrame {
 /// Payload types the test viewer offers; the daemon must use them.
 pub const VIEWER_H264_PT: u8 = 109;
 pub const VIEWER_OPUS_PT: u8 = 111;
+/// RTX for the H.264 stream, when a test viewer offers it.
+pub const VIEWER_RTX_PT: u8 = 110;
 
 /// What a test viewer asks to receive.
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +168,7 @@ pub struct WhepViewer {
     pub tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
 }
 
-async fn new_viewer_peer(recorder: Recorder, wants: Wants) -> Arc<dyn PeerConnection> {
+async fn new_viewer_peer(recorder: Recorder, wants: Wants, rtx: bool) -> Arc<dyn PeerConnection> {
     let mut media_engine = MediaEngine::default();
     media_engine
         .register_codec(
@@ -173,6 +179,19 @@ async fn new_viewer_peer(recorder: Recorder, wants: Wants) -> Arc<dyn PeerConnec
             RtpCodecKind::Video,
         )
         .unwrap();
+    if rtx {
+        let mut codec = fieldcast::webrtc::api::rtx_codec();
+        codec.sdp_fmtp_line = format!("apt={VIEWER_H264_PT}");
+        media_engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: codec,
+                    payload_type: VIEWER_RTX_PT,
+                },
+                RtpCodecKind::Video,
+            )
+            .unwrap();
+    }
     media_engine
         .register_codec(
             RTCRtpCodecParameters {
@@ -234,7 +253,7 @@ pub async fn offer_for(wants: Wants) -> String {
         gathered: gathered_tx,
         tracks: mpsc::unbounded_channel().0,
     };
-    let peer = new_viewer_peer(recorder, wants).await;
+    let peer = new_viewer_peer(recorder, wants, false).await;
     let offer = complete_offer(&peer, &mut gathered).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), peer.close()).await;
     offer
@@ -270,6 +289,18 @@ impl WhepViewer {
         edit_offer: impl FnOnce(String) -> String,
         edit_answer: impl FnOnce(String) -> String,
     ) -> WhepViewer {
+        Self::connect_full(base, wants, token, false, edit_offer, edit_answer).await
+    }
+
+    /// As [`Self::connect_rewriting`], offering RTX (RFC 4588) for the video when `rtx`.
+    pub async fn connect_full(
+        base: &str,
+        wants: Wants,
+        token: Option<&str>,
+        rtx: bool,
+        edit_offer: impl FnOnce(String) -> String,
+        edit_answer: impl FnOnce(String) -> String,
+    ) -> WhepViewer {
         let (frames_tx, frames) = mpsc::unbounded_channel();
         let (sound_tx, sound) = mpsc::unbounded_channel();
         let (raw_video_tx, raw_video) = mpsc::unbounded_channel();
@@ -282,7 +313,7 @@ impl WhepViewer {
             gathered: gathered_tx,
             tracks: tracks_tx,
         };
-        let peer = new_viewer_peer(recorder, wants).await;
+        let peer = new_viewer_peer(recorder, wants, rtx).await;
         let offer = edit_offer(complete_offer(&peer, &mut gathered).await);
 
         let posted_at = Instant::now();
@@ -346,8 +377,12 @@ impl WhepViewer {
     }
 }
 
+/// The admin view of status (every detail), with [`TEST_ADMIN_TOKEN`].
 pub async fn status_json(base: &str) -> serde_json::Value {
-    reqwest::get(format!("{base}/api/status"))
+    reqwest::Client::new()
+        .get(format!("{base}/api/admin/status"))
+        .bearer_auth(TEST_ADMIN_TOKEN)
+        .send()
         .await
         .expect("status answered")
         .json()
