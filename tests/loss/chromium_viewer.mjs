@@ -1,0 +1,65 @@
+// Headless Chromium playing fieldcast's own viewer page inside a network namespace, measuring
+// how smoothly it plays: from a second after the first decoded frame, for a fixed window, the frames it
+// decoded and the freezes Chromium itself counted (inbound-rtp freezeCount and
+// totalFreezesDuration), plus the NACKs and PLIs it sent and the retransmissions it got.
+// Prints JSON. Run by tests/loss/run.py.
+import { chromium } from "../browser/node_modules/playwright-core/index.mjs";
+
+const base = process.argv[2];
+const seconds = Number(process.argv[3] || 20);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+try {
+  const page = await browser.newPage();
+  await page.goto(base + "/");
+  const result = await page.evaluate(async ({ seconds }) => {
+    const inbound = async () => {
+      const pc = window.fieldcast?.pc;
+      if (!pc) return null;
+      let video = null;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") video = s;
+      });
+      return video;
+    };
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const deadline = performance.now() + 20000;
+    let start = await inbound();
+    while (!(start?.framesDecoded > 0)) {
+      if (performance.now() > deadline) return { frames: 0, error: "no frame decoded within 20 s" };
+      await sleep(50);
+      start = await inbound();
+    }
+    // The test turns the loss on once the device sees this viewer playing.
+    await sleep(1000);
+    start = await inbound();
+    await sleep(seconds * 1000);
+    const end = await inbound();
+    const delta = (key) => (end[key] || 0) - (start[key] || 0);
+    const sdp = window.fieldcast.pc.remoteDescription?.sdp || "";
+    return {
+      answer_has_rtx: sdp.includes("rtx/90000") && sdp.includes("ssrc-group:FID"),
+      frames: delta("framesDecoded"),
+      seconds,
+      fps: Math.round((delta("framesDecoded") / seconds) * 10) / 10,
+      freezes: delta("freezeCount"),
+      freeze_s: Math.round(delta("totalFreezesDuration") * 100) / 100,
+      packets_lost: delta("packetsLost"),
+      nacks: delta("nackCount"),
+      plis: delta("pliCount"),
+      retransmitted_packets: delta("retransmittedPacketsReceived"),
+      page_state: window.fieldcast.state,
+      reconnects: window.fieldcast.reconnects,
+    };
+  }, { seconds });
+  console.log(JSON.stringify(result));
+} finally {
+  await browser.close();
+}
