@@ -8,9 +8,10 @@ use super::{Attempt, PublishError};
 use crate::fanout::Queued;
 use crate::webrtc::api::build_peer;
 use crate::webrtc::feedback;
-use crate::webrtc::frame_batch::{OUTBOX_PACKETS, Outbox};
+use crate::webrtc::frame_batch::Outbox;
+use crate::webrtc::outbound::{Outbound, PendingTrack, add_track, poll_rtcp};
 use crate::webrtc::sdpfrag;
-use crate::webrtc::session::{EventForwarder, Outbound, PeerEvents, add_track, poll_rtcp};
+use crate::webrtc::session::{EventForwarder, PeerEvents};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -132,8 +133,8 @@ async fn stream(
     peer: &Arc<dyn PeerConnection>,
     events: watch::Receiver<PeerEvents>,
     outbox: Arc<Outbox>,
-    video: crate::webrtc::session::PendingTrack,
-    audio: Option<crate::webrtc::session::PendingTrack>,
+    video: PendingTrack,
+    audio: Option<PendingTrack>,
     session: &mut WhipSession,
     offer: &str,
 ) -> Result<(), PublishError> {
@@ -347,36 +348,16 @@ fn add_candidate_to_first_media(sdp: &str, candidate: &str) -> String {
     out
 }
 
-/// A frame's packets into the connection a few at a time, as a viewer's go (`frame_batch`).
+/// A frame's packets into the connection as a viewer's go; a frame the stack refused is
+/// not counted as sent.
 async fn send_frame(out: &mut Outbound, queued: &Queued, attempt: &Attempt<'_>) {
-    let Some(outbox) = out.outbox.as_ref() else {
+    let Some(delivery) = out.send_frame(queued, OUTBOX_WAIT).await else {
         return;
     };
-    if !outbox.wait_for_room(OUTBOX_PACKETS, OUTBOX_WAIT).await {
-        outbox.clear();
+    if delivery.failed.is_none() {
+        attempt.state.sent(delivery.packets, delivery.bytes);
+        attempt.state.frames_sent.fetch_add(1, Ordering::Relaxed);
     }
-    let (mut count, mut size) = (0u64, 0u64);
-    let rewriter = &mut out.rewriter;
-    let packets = queued.frame.packets.iter().map(|packet| {
-        let packet = match queued.replay_timestamp {
-            Some(timestamp) => rewriter.rewrite_replayed(packet, timestamp),
-            None => rewriter.rewrite(packet, queued.frame.arrival),
-        };
-        count += 1;
-        size += packet.payload.len() as u64;
-        packet
-    });
-    let Some((doorbell, rings)) = outbox.push_frame(packets) else {
-        return;
-    };
-    for _ in 0..rings {
-        if out.track.write_rtp(doorbell.clone()).await.is_err() {
-            outbox.clear();
-            return;
-        }
-    }
-    attempt.state.sent(count, size);
-    attempt.state.frames_sent.fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]

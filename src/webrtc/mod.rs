@@ -6,6 +6,7 @@ pub mod feedback;
 pub mod frame_batch;
 pub mod ice_servers;
 pub mod offer;
+pub mod outbound;
 pub mod ports;
 pub mod registry;
 pub mod repeat_resends;

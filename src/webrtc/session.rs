@@ -4,25 +4,20 @@
 use crate::fanout::audio::{AudioPacket, AudioQueue};
 use crate::fanout::{FanoutHub, Hubs, Queued, ViewerQueue};
 use crate::http::access::Credential;
-use crate::media::rtp::RtpRewriter;
-use crate::media::rtp_timeline::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 use crate::webrtc::api::{PeerSettings, build_peer};
 use crate::webrtc::feedback;
-use crate::webrtc::frame_batch::{OUTBOX_PACKETS, Outbox};
+use crate::webrtc::frame_batch::Outbox;
 use crate::webrtc::offer::OfferSummary;
+use crate::webrtc::outbound::{Outbound, add_track, poll_rtcp};
 use crate::webrtc::sdpfrag::SdpFrag;
 use crate::webrtc::totals::Totals;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, watch};
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
@@ -117,18 +112,6 @@ pub struct ViewerSession {
     rtx: bool,
     /// What the creating request showed; later requests on the session must show the same.
     pub credential: Credential,
-}
-
-/// One track sent to the viewer (or a WHIP engine), and the rewriter that makes the shared
-/// packets its own.
-pub(crate) struct Outbound {
-    pub(crate) track: Arc<TrackLocalStaticRTP>,
-    pub(crate) rewriter: RtpRewriter,
-    pub(crate) sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
-    /// Video only: where a frame's packets wait for the stack to take them, eight at a time.
-    pub(crate) outbox: Option<Arc<Outbox>>,
-    /// Resends go on an RTX stream.
-    pub(crate) rtx: bool,
 }
 
 /// What the session's task needs besides the shared part.
@@ -530,49 +513,27 @@ impl ViewerSession {
     /// Hands the frame's packets to the connection a few at a time (`frame_batch.rs`).
     async fn send_frame(&self, out: &mut Outbound, queued: &Queued, totals: &Totals) {
         let stats = &self.stats;
-        // Only the video track has an outbox, and only video frames come here.
-        let Some(outbox) = out.outbox.as_ref() else {
+        let Some(delivery) = out.send_frame(queued, OUTBOX_WAIT).await else {
             return;
         };
-        // A connection that has stopped taking packets gets what waits dropped, not piled up.
-        if !outbox.wait_for_room(OUTBOX_PACKETS, OUTBOX_WAIT).await {
-            let dropped = outbox.clear();
+        if delivery.stalled > 0 {
             stats
                 .send_errors
-                .fetch_add(dropped as u64, Ordering::Relaxed);
-            tracing::debug!(viewer = %self.id, dropped, "the connection took no packets for {OUTBOX_WAIT:?}");
+                .fetch_add(delivery.stalled as u64, Ordering::Relaxed);
+            tracing::debug!(viewer = %self.id, dropped = delivery.stalled, "the connection took no packets for {OUTBOX_WAIT:?}");
         }
-        let (mut count, mut size) = (0u64, 0u64);
-        let rewriter = &mut out.rewriter;
-        let packets = queued.frame.packets.iter().map(|packet| {
-            let packet = match queued.replay_timestamp {
-                Some(timestamp) => rewriter.rewrite_replayed(packet, timestamp),
-                None => rewriter.rewrite(packet, queued.frame.arrival),
-            };
-            count += 1;
-            size += packet.payload.len() as u64;
-            packet
-        });
-        let Some((doorbell, rings)) = outbox.push_frame(packets) else {
-            return;
-        };
-        let mut written = Ok(());
-        for _ in 0..rings {
-            written = out.track.write_rtp(doorbell.clone()).await;
-            if written.is_err() {
-                break;
+        match delivery.failed {
+            None => {
+                stats
+                    .packets_sent
+                    .fetch_add(delivery.packets, Ordering::Relaxed);
+                stats
+                    .bytes_sent
+                    .fetch_add(delivery.bytes, Ordering::Relaxed);
+                Totals::add(&totals.video_packets, delivery.packets);
+                Totals::add(&totals.bytes, delivery.bytes);
             }
-        }
-        match written {
-            Ok(()) => {
-                stats.packets_sent.fetch_add(count, Ordering::Relaxed);
-                stats.bytes_sent.fetch_add(size, Ordering::Relaxed);
-                Totals::add(&totals.video_packets, count);
-                Totals::add(&totals.bytes, size);
-            }
-            Err(e) => {
-                // Without their doorbells the packets waiting would not all leave: drop them.
-                let dropped = outbox.clear();
+            Some((e, dropped)) => {
                 stats
                     .send_errors
                     .fetch_add(dropped as u64, Ordering::Relaxed);
@@ -634,117 +595,8 @@ fn negotiation(e: webrtc::error::Error) -> SessionError {
 }
 
 /// A step that only our side takes failed: a server fault (500).
-fn setup(e: webrtc::error::Error) -> SessionError {
+pub(crate) fn setup(e: webrtc::error::Error) -> SessionError {
     SessionError::Setup(e.to_string())
-}
-
-pub(crate) async fn poll_rtcp(out: Option<&Outbound>) -> Option<TrackLocalEvent> {
-    match out {
-        Some(out) => out.track.poll().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A track added to the PeerConnection, before negotiation settles its payload type.
-pub(crate) struct PendingTrack {
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
-    pub(crate) ssrc: u32,
-    clock_rate: u32,
-}
-
-pub(crate) async fn add_track(
-    peer: &Arc<dyn PeerConnection>,
-    stream_id: &str,
-    kind: RtpCodecKind,
-) -> Result<PendingTrack, SessionError> {
-    let ssrc = rand::random::<u32>();
-    let (label, codec, clock_rate, rtx) = match kind {
-        RtpCodecKind::Audio => (
-            "audio",
-            crate::webrtc::api::opus_codec(),
-            AUDIO_CLOCK_RATE,
-            None,
-        ),
-        // The stack drops the RTX SSRC again when the offer has no RTX for our H.264.
-        _ => (
-            "video",
-            crate::webrtc::api::h264_codec(),
-            VIDEO_CLOCK_RATE,
-            Some(RTCRtpRtxParameters {
-                ssrc: rtx_ssrc_beside(ssrc),
-            }),
-        ),
-    };
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        stream_id.to_owned(),
-        format!("{stream_id}-{label}"),
-        label.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                rtx,
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )));
-    let sender = peer
-        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-        .await
-        .map_err(setup)?;
-    Ok(PendingTrack {
-        track,
-        sender,
-        ssrc,
-        clock_rate,
-    })
-}
-
-impl PendingTrack {
-    /// The outbound track with the payload type the viewer's offer chose.
-    pub(crate) async fn negotiated(self) -> Result<Outbound, SessionError> {
-        let codecs = self
-            .sender
-            .get_parameters()
-            .await
-            .map_err(setup)?
-            .rtp_parameters
-            .codecs;
-        let payload_type = codecs
-            .iter()
-            .find(|codec| !crate::webrtc::api::is_rtx(&codec.rtp_codec))
-            .map(|codec| codec.payload_type)
-            .ok_or(SessionError::NoCodec)?;
-        let rtx = codecs
-            .iter()
-            .any(|codec| crate::webrtc::api::is_rtx(&codec.rtp_codec));
-        Ok(Outbound {
-            sender: self.sender,
-            track: self.track,
-            outbox: None,
-            rtx,
-            rewriter: RtpRewriter::new(
-                self.ssrc,
-                payload_type,
-                rand::random::<u16>(),
-                rand::random::<u32>(),
-                self.clock_rate,
-            ),
-        })
-    }
-}
-
-/// A random SSRC for the retransmissions, never the media SSRC itself.
-fn rtx_ssrc_beside(media: u32) -> u32 {
-    loop {
-        let ssrc = rand::random::<u32>();
-        if ssrc != media {
-            return ssrc;
-        }
-    }
 }
 
 /// `local -> remote (protocol)` candidate types of the pair ICE selected.
