@@ -88,7 +88,12 @@ export async function startFieldcast({ port, args = [], config, pipeline = "test
   };
 }
 
-export async function launchChromium() {
+/**
+ * Headless Debian Chromium. `mdns` keeps the browser's default of naming its host candidates
+ * with mDNS (as a browser in the field does); the loopback tests turn it off, so that real host
+ * candidates are used and nothing is multicast off the machine.
+ */
+export async function launchChromium({ mdns = false } = {}) {
   // playwright gives every launch a fresh, empty profile of its own (--user-data-dir).
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -101,8 +106,7 @@ export async function launchChromium() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
-      // Real host candidates instead of mDNS names, so nothing is multicast off the machine.
-      "--disable-features=WebRtcHideLocalIpsWithMdns",
+      ...(mdns ? [] : ["--disable-features=WebRtcHideLocalIpsWithMdns"]),
       "--autoplay-policy=no-user-gesture-required",
     ],
   });

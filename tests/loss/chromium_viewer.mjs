@@ -3,19 +3,12 @@
 // decoded and the freezes Chromium itself counted (inbound-rtp freezeCount and
 // totalFreezesDuration), plus the NACKs and PLIs it sent and the retransmissions it got.
 // Prints JSON. Run by tests/loss/run.py.
-import { chromium } from "../browser/node_modules/playwright-core/index.mjs";
+import { launchChromium } from "../browser/fieldcast.mjs";
 
 const base = process.argv[2];
 const seconds = Number(process.argv[3] || 20);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+// Inside its own network namespace, as a browser in the field: host candidates as mDNS names.
+const { browser } = await launchChromium({ mdns: true });
 try {
   const page = await browser.newPage();
   await page.goto(base + "/");

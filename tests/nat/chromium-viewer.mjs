@@ -2,19 +2,12 @@
 // discovers the ICE servers (OPTIONS /whep, Link headers), trickles its candidates with
 // PATCH and plays. Counts decoded frames, and prints the ICE pair it used as JSON.
 // Run by tests/nat/run.py.
-import { chromium } from "../browser/node_modules/playwright-core/index.mjs";
+import { launchChromium } from "../browser/fieldcast.mjs";
 
 const base = process.argv[2];
 const wanted = Number(process.argv[3] || 30);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+// Inside its own network namespace, as a browser in the field: host candidates as mDNS names.
+const { browser } = await launchChromium({ mdns: true });
 try {
   const page = await browser.newPage();
   await page.goto(base + "/");
