@@ -25,9 +25,7 @@ import concurrent.futures
 import importlib.util
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -149,11 +147,8 @@ def judge(lossy, clean, requests, seconds, freeze_limit):
 
 def run_case(name, loss, seconds, check, pipeline):
     kind, extra, freeze_limit = CASES[name]
-    net = nat.Net()
-    tmp = tempfile.mkdtemp(prefix=f"fieldcast-loss-{name}-")
-    ok = False
     started = time.monotonic()
-    try:
+    with nat.case_namespaces(name, "loss") as (net, tmp, outcome):
         network(net)
         start_device(net, tmp, pipeline)
         before, t0 = status(), time.monotonic()
@@ -175,22 +170,14 @@ def run_case(name, loss, seconds, check, pipeline):
             "window_s": t1 - t0,
         }
         failures = judge(lossy, clean, requests, seconds, freeze_limit) if check else []
-        ok = not failures
-        print(f"{'ok  ' if ok else 'FAIL'} {name:<11} loss={loss:.0%} ({time.monotonic() - started:.0f} s)")
+        outcome.ok = not failures
+        print(f"{'ok  ' if outcome.ok else 'FAIL'} {name:<11} loss={loss:.0%} ({time.monotonic() - started:.0f} s)")
         print(f"     lossy {json.dumps(lossy)}")
         print(f"     clean {json.dumps(clean)}")
         print(f"     encoder keyframe requests: {requests['sent']} in {requests['window_s']:.1f} s")
         for failure in failures:
             print(f"     {failure}")
-    except Exception as error:  # a broken case must not leave namespaces behind
-        print(f"FAIL {name}: {error}")
-    finally:
-        net.close()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"     logs kept in {tmp}")
-    return ok
+    return outcome.ok
 
 
 def main():

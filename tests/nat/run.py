@@ -34,6 +34,7 @@ Usage: sudo tests/nat/run.py [CASE ...]   (FIELDCAST_BIN to pick the binary)
 """
 
 
+import contextlib
 import json
 import re
 import os
@@ -358,24 +359,37 @@ DEFAULT = ["lan", "nat", "relay", "symmetric-relay-chromium", "no-udp-chromium",
            "join-rate"]
 
 
-def run_case(name):
-    """Runs one case in fresh namespaces; True when it passed. Logs are kept on failure."""
-    net = Net()
-    tmp = tempfile.mkdtemp(prefix=f"fieldcast-nat-{name}-")
+class Outcome:
+    """Whether a case passed; set by the case's body, read by `case_namespaces`."""
     ok = False
-    started = time.monotonic()
+
+
+@contextlib.contextmanager
+def case_namespaces(name, kind):
+    """Fresh namespaces and a work directory for one case. A broken case is reported as
+    failed, and never leaves namespaces behind; its logs are kept (and named) when it failed."""
+    net = Net()
+    tmp = tempfile.mkdtemp(prefix=f"fieldcast-{kind}-{name}-")
+    outcome = Outcome()
     try:
-        ok, summary = judge(CASES[name](net, tmp), tmp)
-        print(f"{'ok  ' if ok else 'FAIL'} {name:<10} {summary} ({time.monotonic() - started:.1f} s)")
-    except Exception as error:  # a broken case must not leave namespaces behind
+        yield net, tmp, outcome
+    except Exception as error:
         print(f"FAIL {name}: {error}")
     finally:
         net.close()
-        if ok:
+        if outcome.ok:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print(f"     logs kept in {tmp}")
-    return ok
+
+
+def run_case(name):
+    """Runs one case in fresh namespaces; True when it passed."""
+    started = time.monotonic()
+    with case_namespaces(name, "nat") as (net, tmp, outcome):
+        outcome.ok, summary = judge(CASES[name](net, tmp), tmp)
+        print(f"{'ok  ' if outcome.ok else 'FAIL'} {name:<10} {summary} ({time.monotonic() - started:.1f} s)")
+    return outcome.ok
 
 
 def main():
