@@ -10,10 +10,13 @@ import asyncio
 import json
 import sys
 import time
-import urllib.request
+from pathlib import Path
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc import rtcrtpreceiver
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nat"))
+from viewer import join, leave  # noqa: E402  (the NAT tests' WHEP viewer)
 
 SOURCE_FPS = 30.0
 SETTLE_S = 1.0
@@ -60,14 +63,6 @@ class Counters:
         rtcrtpreceiver.unwrap_rtx = counted_unwrap
 
 
-def http(method, url, body=None, content_type=None):
-    headers = {"Content-Type": content_type} if content_type else {}
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return response.status, headers, response.read().decode()
-
-
 async def watch(base, seconds, first_frame_within, rtx):
     counters = Counters()
     pc = RTCPeerConnection()
@@ -92,13 +87,7 @@ async def watch(base, seconds, first_frame_within, rtx):
 
         asyncio.ensure_future(read())
 
-    await pc.setLocalDescription(await pc.createOffer())
-    offer = pc.localDescription.sdp
-    status, headers, answer = http("POST", f"{base}/whep", offer.encode(), "application/sdp")
-    if status != 201:
-        raise SystemExit(f"POST /whep answered {status}")
-    session = base + headers["location"]
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    session, answer, _ = await join(pc, base)
     result = {"answer_has_rtx": "rtx/90000" in answer and "ssrc-group:FID" in answer}
     try:
         await asyncio.wait_for(first.wait(), timeout=first_frame_within)
@@ -121,12 +110,9 @@ async def watch(base, seconds, first_frame_within, rtx):
         )
     result.update(nacks=counters.nacks, nacked_packets=counters.nacked_packets,
                   plis=counters.plis, rtx_packets=counters.rtx_packets)
-    try:
-        http("DELETE", session)
-    except Exception as error:  # already gone: the device gave up on the session
-        result["delete"] = str(error)
-    finally:
-        await pc.close()
+    refused = await leave(pc, session)
+    if refused:
+        result["delete"] = refused  # already gone: the device gave up on the session
     return result
 
 

@@ -49,6 +49,32 @@ def http(method, url, body=None, content_type=None):
         return response.status, headers, response.read().decode()
 
 
+async def join(pc, base):
+    """Offers, POSTs the offer to /whep and applies the answer. Returns the session's URL,
+    the answer's SDP and when the offer was posted (time.monotonic)."""
+    await pc.setLocalDescription(await pc.createOffer())
+    posted = time.monotonic()
+    status, headers, answer = http("POST", f"{base}/whep", pc.localDescription.sdp.encode(), "application/sdp")
+    if status != 201:
+        raise SystemExit(f"POST /whep answered {status}")
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return base + headers["location"], answer, posted
+
+
+async def leave(pc, session):
+    """DELETEs the session and closes the connection. None, or what DELETE got instead: the
+    status when the device had already ended the session, or why it could not be sent."""
+    try:
+        http("DELETE", session)
+        return None
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError) as error:
+        return str(error)
+    finally:
+        await pc.close()
+
+
 def candidate_pair(pc):
     """(local type, remote type, protocol) of the pair ICE nominated."""
     for transceiver in pc.getTransceivers():
@@ -85,15 +111,7 @@ async def watch(base, frames_wanted, seconds):
 
         asyncio.ensure_future(read())
 
-    await pc.setLocalDescription(await pc.createOffer())
-    posted = time.monotonic()
-    status, headers, answer = http(
-        "POST", f"{base}/whep", pc.localDescription.sdp.encode(), "application/sdp"
-    )
-    if status != 201:
-        raise SystemExit(f"POST /whep answered {status}")
-    session = base + headers["location"]
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    session, answer, posted = await join(pc, base)
     try:
         await asyncio.wait_for(done.wait(), timeout=seconds)
     except asyncio.TimeoutError:
@@ -105,12 +123,9 @@ async def watch(base, frames_wanted, seconds):
         "pair": candidate_pair(pc),
         "answer_candidates": [l[12:] for l in answer.splitlines() if l.startswith("a=candidate:")],
     }
-    try:
-        http("DELETE", session)
-    except urllib.error.HTTPError as error:
-        result["delete"] = error.code  # already gone: the device gave up on the session
-    finally:
-        await pc.close()
+    refused = await leave(pc, session)
+    if refused:
+        result["delete"] = refused  # already gone: the device gave up on the session
     return result
 
 
