@@ -74,3 +74,19 @@ unpack_root() {
   mount -t sysfs sysfs "$root/sys"
   mount --bind /dev "$root/dev"
 }
+
+# release_root ROOT: undoes its mounts and deletes it, unless KEEP_ROOT is set (to look
+# inside after a failure) or a mount would not go.
+release_root() {
+  unmount_all "$1"
+  if [[ -z "${KEEP_ROOT:-}" && -z "$(mounts_under "$1")" ]]; then rm -rf "$1"; fi
+}
+
+# run_in_root ROOT SECONDS [VAR=VALUE...] COMMAND...: COMMAND in ROOT with a clean
+# environment, stopped after SECONDS.
+run_in_root() {
+  local root=$1 limit=$2
+  shift 2
+  timeout "$limit" chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+}

@@ -34,8 +34,7 @@ cleanup() {
   [[ -n $daemon ]] && kill -KILL "$daemon" 2>/dev/null
   ip netns del "$ns" 2>/dev/null || true
   ip link del "veth-$$" 2>/dev/null || true
-  unmount_all "$root"
-  if [[ -z "${KEEP_ROOT:-}" && -z "$(mounts_under "$root")" ]]; then rm -rf "$root"; fi
+  release_root "$root"
 }
 trap cleanup EXIT
 
@@ -44,8 +43,7 @@ trap cleanup EXIT
 in_root() {
   local limit=$1
   shift
-  timeout "$limit" chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive GST_REGISTRY_FORK=no "$@"
+  run_in_root "$root" "$limit" GST_REGISTRY_FORK=no "$@"
 }
 
 # 1. the package

@@ -27,19 +27,10 @@ source tests/support/tap.sh
 source scripts/lib/chroot.sh
 MIRROR=${MIRROR:-$(default_mirror)}
 
-cleanup() {
-  unmount_all "$root"
-  if [[ -z "${KEEP_ROOT:-}" && -z "$(mounts_under "$root")" ]]; then rm -rf "$root"; fi
-}
-trap cleanup EXIT
+trap 'release_root "$root"' EXIT
 
-# in_root SECONDS COMMAND...: runs COMMAND in the clean root with a clean environment.
-in_root() {
-  local limit=$1
-  shift
-  timeout "$limit" chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
-}
+# in_root SECONDS COMMAND...: COMMAND in the clean root, with a clean environment.
+in_root() { run_in_root "$root" "$@"; }
 
 # 1. the package
 step "building the package"

@@ -59,6 +59,16 @@ def viewer_result(proc, within):
         raise AssertionError(f"the local viewer said nothing useful: {out[-300:]!r}")
 
 
+def check_local_viewer(proc, outage):
+    """The aiortc viewer watching fieldcast itself played on through `outage` (an engine
+    stopped and back): its figure is logged, and it kept the frame rate without freezing."""
+    local = viewer_result(proc, 40)
+    log(f"FIGURE local viewer during the {outage}: {local.get('fps')} fps, "
+        f"{local.get('freezes')} freezes, longest gap {local.get('longest_gap_s')} s")
+    assert local.get("fps", 0) >= 0.9 * SOURCE_FPS, f"the local viewer's frame rate fell: {local}"
+    assert local.get("freeze_s", 99) < 0.5, f"the local viewer froze: {local}"
+
+
 def check_through_janus(janus, fieldcast, seconds=4):
     seen = asyncio.run(janus_viewer.watch(janus.base, seconds))
     log(f"through Janus: {seen}")
@@ -104,11 +114,7 @@ def case_janus(work):
             f"target {live['state']}, attempts {live['attempts']}, reconnects {live['reconnects']}")
         assert live["state"] == "live" and live["reconnects"] >= 1, f"status shows no reconnect: {live}"
         assert frames_again <= 10, f"frames flowed again only {frames_again:.1f} s after Janus was back"
-        local = viewer_result(viewer, 40)
-        log(f"FIGURE local viewer during the outage and reconnect: {local.get('fps')} fps, "
-            f"{local.get('freezes')} freezes, longest gap {local.get('longest_gap_s')} s: {local}")
-        assert local.get("fps", 0) >= 0.9 * SOURCE_FPS, f"the local viewer's frame rate fell: {local}"
-        assert local.get("freeze_s", 99) < 0.5, f"the local viewer froze: {local}"
+        check_local_viewer(viewer, "outage and reconnect")
     except AssertionError:
         log("fieldcast log:\n" + fieldcast.process.tail(30))
         raise
@@ -206,11 +212,7 @@ def case_whip_faults(work):
             f"last error {live['last_error']!r}")
         assert frames_again <= 10, f"frames reached the ingest only {frames_again:.1f} s after it was back"
         assert live["reconnects"] >= 1, f"status shows no reconnect: {live}"
-        local = viewer_result(viewer, 40)
-        log(f"FIGURE local viewer during the whip outage and reconnect: {local.get('fps')} fps, "
-            f"{local.get('freezes')} freezes, longest gap {local.get('longest_gap_s')} s")
-        assert local.get("fps", 0) >= 0.9 * SOURCE_FPS, f"the local viewer's frame rate fell: {local}"
-        assert local.get("freeze_s", 99) < 0.5, f"the local viewer froze: {local}"
+        check_local_viewer(viewer, "whip outage and reconnect")
     except AssertionError:
         log("fieldcast log:\n" + fieldcast.process.tail(30))
         raise
