@@ -1,29 +1,18 @@
 // Links with ?token=… watch a stream that needs a token; links without are told why not.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startFieldcast, launchChromium, stateWords, waitFor, waitLive } from "./fieldcast.mjs";
+import { stateWords, waitFor, waitLive, fieldcastWithBrowser } from "./fieldcast.mjs";
 
-let fieldcast;
-let chromium;
-
-before(async () => {
-  fieldcast = await startFieldcast({ args: ["--audio", "none"], config: '[access]\nviewer_tokens = ["club-2026"]\n' });
-  chromium = await launchChromium();
-});
-
-after(async () => {
-  await chromium?.close();
-  await fieldcast?.stop();
-});
+const rig = fieldcastWithBrowser({ args: ["--audio", "none"], config: '[access]\nviewer_tokens = ["club-2026"]\n' });
 
 test("?token= is sent as a bearer token on every WHEP request", async () => {
-  const page = await chromium.browser.newPage();
+  const page = await rig.chromium.browser.newPage();
   const whep = [];
   page.on("request", (r) => {
     const path = new URL(r.url()).pathname;
     if (path === "/whep" || path.startsWith("/whep/")) whep.push([r.method(), r.headers().authorization]);
   });
-  await page.goto(fieldcast.base + "/?token=club-2026");
+  await page.goto(rig.fieldcast.base + "/?token=club-2026");
   await waitLive(page);
   const methods = whep.map(([m]) => m);
   assert.ok(methods.includes("OPTIONS") && methods.includes("POST"), `WHEP requests: ${methods.join(", ")}`);
@@ -33,15 +22,15 @@ test("?token= is sent as a bearer token on every WHEP request", async () => {
   // The DELETE sent as the page closes is not reported to the test; the daemon says it
   // was accepted, which it is only with the session's token.
   await page.close();
-  await waitFor("the session deleted", 5000, async () => (await fieldcast.status()).viewer_count === 0);
-  assert.match(fieldcast.log(), /viewer left .*reason="closed by request"/);
+  await waitFor("the session deleted", 5000, async () => (await rig.fieldcast.status()).viewer_count === 0);
+  assert.match(rig.fieldcast.log(), /viewer left .*reason="closed by request"/);
 });
 
 test("without a token the page says so and does not keep retrying", async () => {
-  const page = await chromium.browser.newPage();
+  const page = await rig.chromium.browser.newPage();
   let posts = 0;
   page.on("request", (r) => r.method() === "POST" && (posts += 1));
-  await page.goto(fieldcast.base + "/");
+  await page.goto(rig.fieldcast.base + "/");
   await waitFor("the page saying it cannot play", 5000, async () => (await stateWords(page)) === "cannot play");
   const notice = await page.locator("#notice").textContent();
   assert.match(notice, /token/i, `the notice should mention the token: ${notice}`);

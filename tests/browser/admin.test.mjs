@@ -1,28 +1,17 @@
 // The admin page: closed without the admin token, and with it the pipeline, the encoder and
 // every viewer with its stats, and a button that ends a viewer's session.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { ADMIN_TOKEN, startFieldcast, launchChromium, waitFor, waitLive } from "./fieldcast.mjs";
+import { ADMIN_TOKEN, waitFor, waitLive, fieldcastWithBrowser } from "./fieldcast.mjs";
 
 const artifacts = new URL("./artifacts/", import.meta.url).pathname;
-let fieldcast;
-let chromium;
-
-before(async () => {
-  fieldcast = await startFieldcast({ args: ["--audio", "none", "--title", "U12 final"] });
-  chromium = await launchChromium();
-});
-
-after(async () => {
-  await chromium?.close();
-  await fieldcast?.stop();
-});
+const rig = fieldcastWithBrowser({ args: ["--audio", "none", "--title", "U12 final"] });
 
 test("without the token the admin page asks for it and shows nothing", async () => {
-  const page = await chromium.browser.newPage();
-  await page.goto(fieldcast.base + "/admin");
+  const page = await rig.chromium.browser.newPage();
+  await page.goto(rig.fieldcast.base + "/admin");
   await waitFor("the token form", 3000, () => page.locator("#login").isVisible());
   assert.equal(await page.locator("#panel").isVisible(), false);
   await page.fill("#token", "a-wrong-guess-123");
@@ -35,14 +24,14 @@ test("without the token the admin page asks for it and shows nothing", async () 
 });
 
 test("with the token it shows the pipeline and the viewers, and ends a session", async () => {
-  const viewer = await chromium.browser.newPage();
-  await viewer.goto(fieldcast.base + "/");
+  const viewer = await rig.chromium.browser.newPage();
+  await viewer.goto(rig.fieldcast.base + "/");
   await waitLive(viewer);
   const session = await viewer.evaluate(() => window.fieldcast.sessionUrl);
   const id = session.split("/").pop();
 
-  const admin = await chromium.browser.newPage({ viewport: { width: 1280, height: 720 } });
-  await admin.goto(`${fieldcast.base}/admin#token=${ADMIN_TOKEN}`);
+  const admin = await rig.chromium.browser.newPage({ viewport: { width: 1280, height: 720 } });
+  await admin.goto(`${rig.fieldcast.base}/admin#token=${ADMIN_TOKEN}`);
   await waitFor("the admin panel", 5000, () => admin.locator("#panel").isVisible());
   assert.equal(await admin.evaluate(() => location.hash), "", "the token is taken off the address bar");
   const pipeline = await admin.locator("#pipeline").textContent();
@@ -60,7 +49,7 @@ test("with the token it shows the pipeline and the viewers, and ends a session",
 
   await end.click();
   await waitFor("the session gone from the daemon", 5000, async () =>
-    (await fieldcast.status()).viewers.every((v) => v.id !== id),
+    (await rig.fieldcast.status()).viewers.every((v) => v.id !== id),
   );
   await waitFor("the row gone from the page", 5000, async () => (await end.count()) === 0);
   await admin.close();

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { before, after } from "node:test";
 
 const here = new URL(".", import.meta.url).pathname;
 export const binary = process.env.FIELDCAST_BIN || join(here, "../../target/release/fieldcast");
@@ -196,4 +197,21 @@ export async function pictureVariance(page) {
 // The text the page shows for its connection state.
 export async function stateWords(page) {
   return page.evaluate(() => document.getElementById("state").textContent);
+}
+
+/**
+ * One daemon (`startFieldcast(options)`) and one browser for the tests of a file: started
+ * before them, stopped after. Their handles are `rig.fieldcast` and `rig.chromium`.
+ */
+export function fieldcastWithBrowser(options) {
+  const rig = {};
+  before(async () => {
+    rig.fieldcast = await startFieldcast(options);
+    rig.chromium = await launchChromium();
+  });
+  after(async () => {
+    await rig.chromium?.close();
+    await rig.fieldcast?.stop();
+  });
+  return rig;
 }

@@ -1,11 +1,10 @@
 // The viewer page plays the stream in headless Chromium: moving H.264 picture at the source
 // frame rate, sound arriving, the stats overlay filled in.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startFieldcast,
-  launchChromium,
   countFrames,
+  fieldcastWithBrowser,
   inboundCodec,
   pictureVariance,
   stateWords,
@@ -13,29 +12,18 @@ import {
   waitLive,
 } from "./fieldcast.mjs";
 
-let fieldcast;
-let chromium;
-
-before(async () => {
-  fieldcast = await startFieldcast();
-  chromium = await launchChromium();
-});
-
-after(async () => {
-  await chromium?.close();
-  await fieldcast?.stop();
-});
+const rig = fieldcastWithBrowser();
 
 test("plays H.264 at the source frame rate, with a picture that is not uniform", async () => {
-  const page = await chromium.browser.newPage();
-  await page.goto(fieldcast.base + "/");
+  const page = await rig.chromium.browser.newPage();
+  await page.goto(rig.fieldcast.base + "/");
   await waitLive(page);
   // The source's rate over the same window: a busy machine slows the encoder, and the
   // browser can only show what was sent.
-  const before = (await fieldcast.status()).stream;
+  const before = (await rig.fieldcast.status()).stream;
   const started = performance.now();
   const frames = await countFrames(page, 3000);
-  const after = (await fieldcast.status()).stream;
+  const after = (await rig.fieldcast.status()).stream;
   const seconds = (performance.now() - started) / 1000;
   const sourceFps = (after.frames - before.frames) / seconds;
   assert.ok(sourceFps > 20, `the test pipeline produces about 30 fps; it made ${sourceFps.toFixed(1)}`);
@@ -54,8 +42,8 @@ test("plays H.264 at the source frame rate, with a picture that is not uniform",
 });
 
 test("sound arrives, muted until the viewer asks for it", async () => {
-  const page = await chromium.browser.newPage();
-  await page.goto(fieldcast.base + "/");
+  const page = await rig.chromium.browser.newPage();
+  await page.goto(rig.fieldcast.base + "/");
   await waitLive(page);
   const samples = () =>
     page.evaluate(async () => {
@@ -78,8 +66,8 @@ test("sound arrives, muted until the viewer asks for it", async () => {
 });
 
 test("the stats overlay (key s) shows values after 2 s", async () => {
-  const page = await chromium.browser.newPage();
-  await page.goto(fieldcast.base + "/");
+  const page = await rig.chromium.browser.newPage();
+  await page.goto(rig.fieldcast.base + "/");
   await waitLive(page);
   await page.keyboard.press("s");
   assert.equal(await page.locator("#stats").isVisible(), true, "key s opens the overlay");
@@ -102,7 +90,7 @@ test("the stats overlay (key s) shows values after 2 s", async () => {
 });
 
 test("a browser without H.264 is told why there is no picture, and nothing is sent", async () => {
-  const page = await chromium.browser.newPage();
+  const page = await rig.chromium.browser.newPage();
   // What Firefox without its OpenH264 plugin reports: no H.264 among its video codecs.
   await page.addInitScript(() => {
     const original = RTCRtpReceiver.getCapabilities;
@@ -114,7 +102,7 @@ test("a browser without H.264 is told why there is no picture, and nothing is se
   });
   const posts = [];
   page.on("request", (r) => r.method() === "POST" && posts.push(r.url()));
-  await page.goto(fieldcast.base + "/");
+  await page.goto(rig.fieldcast.base + "/");
   await waitFor("the page saying it cannot play", 5000, async () => (await stateWords(page)) === "cannot play");
   const notice = await page.locator("#notice").textContent();
   assert.match(notice, /cannot decode H\.264/);

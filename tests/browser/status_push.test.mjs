@@ -1,21 +1,10 @@
 // The viewer page hears the count and live/offline pushed (Server-Sent Events) instead of
 // polling the status: its count follows a join and a leave within 2 s.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startFieldcast, launchChromium, waitFor, waitLive } from "./fieldcast.mjs";
+import { waitFor, waitLive, fieldcastWithBrowser } from "./fieldcast.mjs";
 
-let fieldcast;
-let chromium;
-
-before(async () => {
-  fieldcast = await startFieldcast({ args: ["--audio", "none"] });
-  chromium = await launchChromium();
-});
-
-after(async () => {
-  await chromium?.close();
-  await fieldcast?.stop();
-});
+const rig = fieldcastWithBrowser({ args: ["--audio", "none"] });
 
 const countShown = (page) => page.locator("#viewers").textContent();
 
@@ -27,18 +16,18 @@ async function msUntilCount(page, text, what) {
 }
 
 test("the count follows a join and a leave within 2 s, pushed, not polled", async () => {
-  const first = await chromium.browser.newPage();
+  const first = await rig.chromium.browser.newPage();
   const requests = [];
   first.on("request", (r) => requests.push(new URL(r.url()).pathname));
-  await first.goto(fieldcast.base + "/");
+  await first.goto(rig.fieldcast.base + "/");
   await waitLive(first);
   await waitFor('the page showing "1 watching"', 4000, async () => (await countShown(first)) === "1 watching");
 
-  const second = await chromium.browser.newPage();
+  const second = await rig.chromium.browser.newPage();
   const posted = new Promise((resolve) =>
     second.on("response", (r) => new URL(r.url()).pathname === "/whep" && r.request().method() === "POST" && resolve()),
   );
-  await second.goto(fieldcast.base + "/");
+  await second.goto(rig.fieldcast.base + "/");
   await posted;
   const joinMs = await msUntilCount(first, "2 watching", "a second viewer's WHEP POST was answered");
   await waitLive(second);
@@ -64,8 +53,8 @@ test("the count follows a join and a leave within 2 s, pushed, not polled", asyn
 });
 
 test("a hidden tab lets go of its event stream and takes it up again when shown", async () => {
-  const page = await chromium.browser.newPage();
-  await page.goto(fieldcast.base + "/");
+  const page = await rig.chromium.browser.newPage();
+  await page.goto(rig.fieldcast.base + "/");
   await waitLive(page);
   // Headless tabs are always visible: tell the page it was hidden, as a browser would. The
   // page opens a stream only when it holds none, so a new one proves the old one was closed.
@@ -80,7 +69,7 @@ test("a hidden tab lets go of its event stream and takes it up again when shown"
     document.dispatchEvent(new Event("visibilitychange"));
   });
   await waitFor("a new event stream after the tab was shown again", 3000, async () => opened.length === 1);
-  const count = (await fieldcast.publicStatus()).viewer_count;
+  const count = (await rig.fieldcast.publicStatus()).viewer_count;
   await waitFor(`the count (${count}) back on the page`, 3000, async () => (await countShown(page)) === `${count} watching`);
   await page.close();
 });
