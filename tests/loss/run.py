@@ -10,7 +10,8 @@ root; without network namespaces it says SKIPPED (and fails when FIELDCAST_REQUI
 Cases (each passes when the lossy viewer keeps >= 80 % of the source's 30 fps with less
 than 1 s of freezes in 20 s (aiortc: 3 s, see CASES), the clean viewer keeps >= 90 % with
 less than 1 s of freezes, and fieldcast asked the encoder for keyframes at most once per
-500 ms):
+500 ms). A case whose clean viewer failed as well (the machine stalled, not the link) runs
+once more, and that run counts:
   aiortc       aiortc at 5 % loss (it offers RTX), an aiortc viewer on a clean link beside it
   chromium     headless Chromium on fieldcast's page at 5 % loss, the clean aiortc beside it
   aiortc-nack  aiortc whose offer has its RTX removed: plain NACK resends on the media SSRC
@@ -126,7 +127,7 @@ DEFAULT = ["aiortc", "chromium"]
 
 
 def judge(lossy, clean, requests, seconds, freeze_limit):
-    """Failures, in words; empty when the case passed."""
+    """Failures in words, and whether the clean viewer was among them; none when it passed."""
     failures = []
     per_20 = 20 / seconds
     if lossy.get("fps", 0) < 0.8 * SOURCE_FPS:
@@ -134,21 +135,23 @@ def judge(lossy, clean, requests, seconds, freeze_limit):
     if lossy.get("freeze_s", 99) * per_20 >= freeze_limit:
         failures.append(f"lossy viewer froze {lossy.get('freeze_s')} s in {seconds} s "
                         f"(limit {freeze_limit} s per 20 s)")
+    clean_failures = []
     if clean.get("fps", 0) < 0.9 * SOURCE_FPS:
-        failures.append(f"clean viewer at {clean.get('fps', 0)} fps < {0.9 * SOURCE_FPS}")
+        clean_failures.append(f"clean viewer at {clean.get('fps', 0)} fps < {0.9 * SOURCE_FPS}")
     if clean.get("freeze_s", 99) * per_20 >= 1.0:
-        failures.append(f"clean viewer froze {clean.get('freeze_s')} s in {seconds} s")
+        clean_failures.append(f"clean viewer froze {clean.get('freeze_s')} s in {seconds} s")
     allowed = int(requests["window_s"] / KEYFRAME_INTERVAL_S) + 1
     if requests["sent"] > allowed:
         failures.append(f"{requests['sent']} keyframe requests to the encoder in "
                         f"{requests['window_s']:.1f} s, more than one per {KEYFRAME_INTERVAL_S} s")
-    return failures
+    return failures + clean_failures, bool(clean_failures)
 
 
 def run_case(name, loss, seconds, check, pipeline):
     kind, extra, freeze_limit = CASES[name]
     started = time.monotonic()
     with nat.case_namespaces(name, "loss") as (net, tmp, outcome):
+        outcome.clean_failed = False
         network(net)
         start_device(net, tmp, pipeline)
         before, t0 = status(), time.monotonic()
@@ -169,7 +172,7 @@ def run_case(name, loss, seconds, check, pipeline):
             "sent": after["stream"]["keyframe_requests_sent"] - before["stream"]["keyframe_requests_sent"],
             "window_s": t1 - t0,
         }
-        failures = judge(lossy, clean, requests, seconds, freeze_limit) if check else []
+        failures, outcome.clean_failed = judge(lossy, clean, requests, seconds, freeze_limit) if check else ([], False)
         outcome.ok = not failures
         print(f"{'ok  ' if outcome.ok else 'FAIL'} {name:<11} loss={loss:.0%} ({time.monotonic() - started:.0f} s)")
         print(f"     lossy {json.dumps(lossy)}")
@@ -177,7 +180,7 @@ def run_case(name, loss, seconds, check, pipeline):
         print(f"     encoder keyframe requests: {requests['sent']} in {requests['window_s']:.1f} s")
         for failure in failures:
             print(f"     {failure}")
-    return outcome.ok
+    return outcome
 
 
 def main():
@@ -197,8 +200,15 @@ def main():
         print(f"SKIPPED: network namespaces are not available here: {reason}")
         sys.exit(1 if os.environ.get("FIELDCAST_REQUIRE_NETNS") == "1" else 0)
     nat.remove_leftovers()
-    failures = sum(0 if run_case(name, args.loss, args.seconds, not args.no_check, args.pipeline) else 1
-                   for name in wanted)
+    failures = 0
+    for name in wanted:
+        outcome = run_case(name, args.loss, args.seconds, not args.no_check, args.pipeline)
+        if not outcome.ok and outcome.clean_failed:
+            # The viewer without loss stalled as well: the machine did, not the repairs. Such
+            # a run says nothing about loss; the case runs once more, and that run counts.
+            print(f"     the clean viewer failed too (a stalled machine); running {name} once more")
+            outcome = run_case(name, args.loss, args.seconds, not args.no_check, args.pipeline)
+        failures += 0 if outcome.ok else 1
     sys.exit(1 if failures else 0)
 
 

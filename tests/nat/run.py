@@ -360,7 +360,8 @@ DEFAULT = ["lan", "nat", "relay", "symmetric-relay-chromium", "no-udp-chromium",
 
 
 class Outcome:
-    """Whether a case passed; set by the case's body, read by `case_namespaces`."""
+    """Whether a case passed (set by the case's body, read by `case_namespaces`), and
+    whatever else the case wants to say about its run."""
     ok = False
 
 
