@@ -37,9 +37,7 @@ pub async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<RecordStatus>, ApiError> {
-    state.access.require_admin(&headers)?;
-    state.recorder.set_enabled(true);
-    Ok(Json(state.recorder.status()))
+    switch(&state, &headers, true)
 }
 
 /// `POST /api/admin/recordings/stop`
@@ -47,8 +45,12 @@ pub async fn stop(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<RecordStatus>, ApiError> {
-    state.access.require_admin(&headers)?;
-    state.recorder.set_enabled(false);
+    switch(&state, &headers, false)
+}
+
+fn switch(state: &AppState, headers: &HeaderMap, on: bool) -> Result<Json<RecordStatus>, ApiError> {
+    state.access.require_admin(headers)?;
+    state.recorder.set_enabled(on);
     Ok(Json(state.recorder.status()))
 }
 

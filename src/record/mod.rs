@@ -203,6 +203,8 @@ fn scan_dir(
             })
         })
         .collect();
+    // fsblkcnt_t and c_ulong are 32 bits on some targets (armhf).
+    #[allow(clippy::unnecessary_cast)]
     let space = nix::sys::statvfs::statvfs(dir).ok().map(|s| {
         let unit = s.fragment_size() as u64;
         Space {
