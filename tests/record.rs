@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{TEST_ADMIN_TOKEN, base_url, wait_for_status};
+use support::{ENDING_PIPELINE, TEST_ADMIN_TOKEN, base_url, wait_for_status};
 
 /// A directory of its own under the system's temporary directory, emptied first.
 fn temp_dir(what: &str) -> PathBuf {
@@ -303,6 +303,48 @@ async fn old_segments_go_to_keep_within_max_bytes_and_downloads_need_the_token()
     assert_eq!(delete(writing.clone()).await.unwrap().status(), 409);
     assert!(dir.join(&writing).exists());
     daemon.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuilt_pipeline_goes_on_in_a_new_segment() {
+    let dir = temp_dir("restart");
+    let daemon = support::start_daemon_with(|config| {
+        config.media.pipeline = ENDING_PIPELINE.to_owned();
+        config.record.enabled = true;
+        config.record.dir = Some(dir.clone());
+    })
+    .await;
+    let base = base_url(&daemon);
+    wait_for_status(
+        &base,
+        "a pipeline rebuilt twice",
+        Duration::from_secs(20),
+        |s| s["pipeline"]["restarts"].as_u64().unwrap_or(0) >= 2 && s["healthy"] == true,
+    )
+    .await;
+    // Half a second of the third run, then the files closed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    daemon.shutdown().await;
+    let files = segment_files(&dir);
+    assert!(
+        files.len() >= 3,
+        "a segment per run of the source: {files:?}"
+    );
+    for file in &files {
+        let probe = probe(file);
+        let video = stream(&probe, "h264");
+        assert_eq!(
+            (&video["width"], &video["height"]),
+            (&320.into(), &240.into())
+        );
+        let times = packet_times(&probe, video["index"].as_u64().unwrap());
+        assert!(
+            longest_step(&times) < 0.1,
+            "a gap inside {}",
+            file.display()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
