@@ -16,6 +16,7 @@ use crate::media::pipeline::{MediaPipeline, MediaSinks, PacketSink};
 use crate::media::presets;
 use crate::media::rtp::{AccessUnit, AccessUnitAssembler, parse};
 use crate::publish::Publishers;
+use crate::record::Recorder;
 use crate::webrtc::registry::SessionRegistry;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -55,6 +56,7 @@ pub struct RunningDaemon {
     summary: JoinHandle<()>,
     video_hub: Weak<FanoutHub>,
     publishers: Publishers,
+    recorder: Recorder,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
@@ -180,6 +182,17 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
 
     let registry = SessionRegistry::start(hubs.clone(), config.connect_timeout);
     let publishers = Publishers::start(&config.publish, &hubs, pipeline.has_audio(), &config.peer);
+    let recordings = match &config.record.dir {
+        Some(dir) => dir.clone(),
+        None => state_dir.join(crate::record::DEFAULT_SUBDIR),
+    };
+    let recorder = Recorder::start(
+        &config.record,
+        recordings,
+        &config.title,
+        &hubs,
+        pipeline.has_audio(),
+    );
     let hubs_for_systemd = Arc::clone(&hubs.video);
     let (summary, summary_task) =
         crate::http::events::start_summary(registry.clone(), Arc::clone(&hubs.video));
@@ -195,6 +208,7 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         started: Instant::now(),
         summary,
         publishers: publishers.clone(),
+        recorder: recorder.clone(),
     };
     let app = router(state);
     let connection_limits = ConnectionLimits {
@@ -236,6 +250,7 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         summary: summary_task,
         video_hub: Arc::downgrade(&hubs_for_systemd),
         publishers,
+        recorder,
     })
 }
 
@@ -250,9 +265,11 @@ impl RunningDaemon {
         self.notifier.abort();
         self.summary.abort();
         crate::systemd::stopping();
-        let (_, ()) = tokio::join!(
+        let (_, (), ()) = tokio::join!(
             self.registry.close_all(VIEWER_CLOSE_DEADLINE),
-            self.publishers.stop(VIEWER_CLOSE_DEADLINE)
+            self.publishers.stop(VIEWER_CLOSE_DEADLINE),
+            self.recorder
+                .stop(VIEWER_CLOSE_DEADLINE + Duration::from_secs(2))
         );
         for (stop, _) in &mut self.servers {
             if let Some(stop) = stop.take() {

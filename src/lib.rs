@@ -13,5 +13,6 @@ pub mod media;
 pub mod metrics;
 pub mod procfs;
 pub mod publish;
+pub mod record;
 pub mod systemd;
 pub mod webrtc;

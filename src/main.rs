@@ -99,6 +99,10 @@ struct Flags {
     /// https://…/whip (WHIP), rtp://HOST:PORT, rtmp(s)://HOST/APP/KEY; added to [[publish]]
     #[arg(long = "publish", env = "FIELDCAST_PUBLISH", value_delimiter = ' ')]
     publish: Vec<String>,
+    /// Record the stream into segments under the state directory's recordings/ (see
+    /// [record] in the configuration file)
+    #[arg(long, env = "FIELDCAST_RECORD")]
+    record: bool,
 }
 
 impl Flags {
@@ -116,6 +120,7 @@ impl Flags {
             tls_self_signed: self.tls_self_signed.then_some(true),
             state_dir: self.state_dir,
             publish: self.publish,
+            record: self.record,
         }
     }
 }

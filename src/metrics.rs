@@ -159,6 +159,7 @@ pub async fn render(state: &AppState) -> String {
         );
     }
     register_publish(&mut registry, &state.publishers.status());
+    register_recording(&mut registry, &state.recorder.status());
     // The conventional process_* names, without the fieldcast_ prefix.
     let mut process = Registry::with_prefix("process");
     if let Some((cpu, rss)) = process_usage() {
@@ -182,6 +183,53 @@ pub async fn render(state: &AppState) -> String {
         text.clear();
     }
     text
+}
+
+/// The recorder: writing or not, what it keeps, the room left, what it lost.
+fn register_recording(registry: &mut Registry, status: &crate::record::RecordStatus) {
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    let gauges = [
+        (
+            "recording",
+            "1 while a segment is being written",
+            flag(status.recording),
+        ),
+        (
+            "recording_enabled",
+            "1 while recording is wanted",
+            flag(status.enabled),
+        ),
+        (
+            "recording_disk_full",
+            "1 while recording is paused for want of room",
+            flag(status.disk_full),
+        ),
+        (
+            "recording_bytes",
+            "Bytes of the recordings kept",
+            status.bytes as f64,
+        ),
+        (
+            "recording_segments",
+            "Recording segments kept",
+            status.segments as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        registry.register(name, help, ConstGauge::new(value));
+    }
+    if let Some(free) = status.free_bytes {
+        registry.register(
+            "recording_free_bytes",
+            "Bytes free on the recordings' file system",
+            ConstGauge::new(free as f64),
+        );
+    }
+    registry.register(
+        "recording_dropped_frames",
+        "Video frames the recorder lost for falling behind",
+        ConstCounter::new(status.frames_dropped),
+    );
 }
 
 /// Per publish target, labelled with its name: up, bytes, frames dropped, reconnects.

@@ -8,15 +8,7 @@ mod support;
 use fieldcast::media::rtp_timeline::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 use rtc::rtp;
 use std::time::{Duration, Instant};
-use support::{Wants, WhepViewer, status_json, wait_for_status};
-
-/// Three seconds of picture and sound, then the source ends; payloaders pick a random SSRC
-/// and timestamp base each time, as a camera restart does.
-const ENDING_PIPELINE: &str = "\
-    videotestsrc is-live=true num-buffers=90 pattern=ball \
-    ! video/x-raw,width=320,height=240,framerate=30/1 ! {encoder} ! {rtp} \
-    audiotestsrc is-live=true num-buffers=300 samplesperbuffer=480 wave=sine \
-    ! audio/x-raw,rate=48000,channels=1 ! {audio}";
+use support::{ENDING_PIPELINE, Wants, WhepViewer, status_json, wait_for_status};
 
 /// How far a timestamp step may stray from the time between the packets' arrivals: network
 /// and queue jitter on a loaded loopback, far below what a rebuild without re-basing shows.

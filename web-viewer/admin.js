@@ -1,5 +1,6 @@
 // The admin page: what the operator at the pitch needs — is the pipeline healthy, which
-// encoder, and who is watching how well — and a way to end a viewer's session.
+// encoder, and who is watching how well — a way to end a viewer's session, and the
+// recordings (start/stop, download, play, delete).
 // The token comes in the link's #fragment (never sent to the server in a URL) and is kept
 // for this tab only.
 
@@ -121,6 +122,103 @@ function renderPublish(targets = []) {
   $("publish").replaceChildren(...rows);
 }
 
+function renderRecording(recording) {
+  const state = recording.disk_full
+    ? "paused: the disk is full"
+    : recording.recording
+      ? "recording"
+      : recording.enabled
+        ? "starting"
+        : "off";
+  $("recording-state").textContent = `(${state})`;
+  $("recording-state").className = recording.disk_full || recording.last_error ? "bad" : recording.recording ? "good" : "muted";
+  fill($("recording"), [
+    ["writing", recording.current_file],
+    ["kept", `${recording.segments} files, ${megabytes(recording.bytes)}`],
+    ["free space", recording.free_bytes == null ? null : `${megabytes(recording.free_bytes)} of ${megabytes(recording.total_bytes)}`],
+    ["may use", recording.budget_bytes == null ? null : megabytes(recording.budget_bytes)],
+    ["segment length", seconds(recording.segment_s)],
+    ["frames dropped", recording.frames_dropped],
+    ["directory", recording.dir],
+    ["last error", recording.last_error],
+  ]);
+  $("record-start").disabled = recording.enabled;
+  $("record-stop").disabled = !recording.enabled;
+}
+
+// A file fetched with the token (a plain link cannot carry it), as a blob URL.
+async function recordingUrl(name) {
+  const response = await fetch(`/api/admin/recordings/${encodeURIComponent(name)}`, authorized());
+  if (!response.ok) throw new Error(`status ${response.status}`);
+  return URL.createObjectURL(await response.blob());
+}
+
+async function onRecording(action, name, button) {
+  button.disabled = true;
+  try {
+    if (action === "delete") {
+      const response = await fetch(`/api/admin/recordings/${encodeURIComponent(name)}`, authorized({ method: "DELETE" }));
+      if (!response.ok) throw new Error((await response.json()).detail);
+    } else {
+      const url = await recordingUrl(name);
+      if (action === "download") {
+        const link = document.createElement("a");
+        link.href = url;
+        link.download = name;
+        link.click();
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+      } else {
+        const video = $("playback");
+        if (video.src) URL.revokeObjectURL(video.src);
+        video.src = url;
+        video.hidden = false;
+        video.play().catch(() => {});
+      }
+    }
+  } catch (error) {
+    $("error").textContent = `Could not ${action} ${name}: ${error.message}`;
+  }
+  button.disabled = false;
+  refresh();
+}
+
+async function refreshRecordings() {
+  const response = await fetch("/api/admin/recordings", authorized());
+  if (!response.ok) return;
+  const { segments } = await response.json();
+  const rows = segments.map((segment) => {
+    const row = document.createElement("tr");
+    const cells = [
+      segment.name,
+      new Date(segment.started_unix_ms).toLocaleString(),
+      segment.writing ? `${megabytes(segment.bytes)} (writing)` : megabytes(segment.bytes),
+    ];
+    for (const value of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = value;
+      row.append(cell);
+    }
+    const actions = document.createElement("td");
+    for (const action of segment.writing ? [] : ["download", "play", "delete"]) {
+      const button = document.createElement("button");
+      button.textContent = action[0].toUpperCase() + action.slice(1);
+      button.dataset.recording = segment.name;
+      button.dataset.action = action;
+      button.addEventListener("click", () => onRecording(action, segment.name, button));
+      actions.append(button);
+    }
+    row.append(actions);
+    return row;
+  });
+  $("recordings").replaceChildren(...rows);
+}
+
+async function setRecording(on) {
+  const response = await fetch(`/api/admin/recordings/${on ? "start" : "stop"}`, authorized({ method: "POST" })).catch(() => null);
+  if (!response?.ok) $("error").textContent = `Could not ${on ? "start" : "stop"} recording.`;
+  refresh();
+}
+
 function render(status) {
   const { pipeline, stream } = status;
   $("title").textContent = `${status.title} · admin`;
@@ -150,6 +248,7 @@ function render(status) {
   ]);
   renderViewers(status.viewers);
   renderPublish(status.publish);
+  renderRecording(status.recording);
 }
 
 async function refresh() {
@@ -163,6 +262,7 @@ async function refresh() {
     }
     if (!response.ok) throw new Error(`status ${response.status}`);
     render(await response.json());
+    await refreshRecordings();
     $("login").hidden = true;
     $("panel").hidden = false;
     $("error").textContent = "";
@@ -180,6 +280,9 @@ async function endSession(id, button) {
   }
   refresh();
 }
+
+$("record-start").addEventListener("click", () => setRecording(true));
+$("record-stop").addEventListener("click", () => setRecording(false));
 
 $("login").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -37,6 +37,18 @@ pub struct FileConfig {
     tls: TlsSection,
     #[serde(default)]
     publish: Vec<PublishSection>,
+    #[serde(default)]
+    record: RecordSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordSection {
+    enabled: Option<bool>,
+    dir: Option<std::path::PathBuf>,
+    segment_s: Option<u64>,
+    max_bytes: Option<u64>,
+    max_age_h: Option<u64>,
 }
 
 /// One `[[publish]]` table: the URL says the kind (http(s) WHIP, rtp, rtmp(s)).
@@ -229,6 +241,19 @@ impl FileConfig {
         tls.key = self.tls.key.or(tls.key.take());
         set(&mut tls.self_signed, self.tls.self_signed);
         set(&mut tls.redirect_http, self.tls.redirect_http);
+        let record = &mut config.record;
+        set(&mut record.enabled, self.record.enabled);
+        // Empty, as in the example file, means "recordings/ in the state directory".
+        let dir = self.record.dir.filter(|d| !d.as_os_str().is_empty());
+        record.dir = dir.or(record.dir.take());
+        set(&mut record.segment, self.record.segment_s.map(s));
+        // 0, as in the example file, means "no limit of its own".
+        if let Some(bytes) = self.record.max_bytes {
+            record.limits.max_bytes = (bytes > 0).then_some(bytes);
+        }
+        if let Some(hours) = self.record.max_age_h {
+            record.limits.max_age = (hours > 0).then(|| s(hours * 3600));
+        }
         Unparsed {
             listen: self.server.listen,
             tls_listen: self.tls.listen.filter(|l| !l.is_empty()),
@@ -291,6 +316,24 @@ mod tests {
         );
         let err = FileConfig::parse("[vidoe]\n", "f.toml").unwrap_err();
         assert!(err.to_string().contains("vidoe"), "{err}");
+    }
+
+    #[test]
+    fn record_keys_replace_defaults_and_zero_means_no_limit() {
+        let text = "[record]\nenabled = true\ndir = \"/srv/rec\"\nsegment_s = 60\n\
+                    max_bytes = 5000000\nmax_age_h = 48\n";
+        let mut config = Config::default();
+        FileConfig::parse(text, "x").unwrap().apply(&mut config);
+        let record = &config.record;
+        assert!(record.enabled);
+        assert_eq!(record.dir.as_deref(), Some(Path::new("/srv/rec")));
+        assert_eq!(record.segment, Duration::from_secs(60));
+        assert_eq!(record.limits.max_bytes, Some(5_000_000));
+        assert_eq!(record.limits.max_age, Some(Duration::from_secs(48 * 3600)));
+        FileConfig::parse("[record]\nmax_bytes = 0\n", "x")
+            .unwrap()
+            .apply(&mut config);
+        assert_eq!(config.record.limits.max_bytes, None);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     /// Publish targets given by URL, added to the file's.
     pub publish: Vec<String>,
+    /// `--record`: record whatever the file says.
+    pub record: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,7 @@ pub fn merge(file: FileConfig, overrides: Overrides) -> Result<Config, ConfigErr
     set(&mut media.audio.bitrate_kbps, overrides.audio_bitrate_kbps);
     set(&mut config.peer.udp_addrs, overrides.udp_addrs);
     set(&mut config.peer.ice_servers, overrides.ice_servers);
+    config.record.enabled |= overrides.record;
     unparsed
         .publish
         .extend(overrides.publish.into_iter().map(|url| PublishSection {

@@ -39,6 +39,8 @@ pub struct Config {
     pub state_dir: Option<std::path::PathBuf>,
     /// Engines that get the same encode (`[[publish]]`, `--publish`).
     pub publish: Vec<crate::publish::PublishTarget>,
+    /// Recording on the board (`[record]`, `--record`).
+    pub record: crate::record::RecordSettings,
 }
 
 /// What one device will take on before it says no.
@@ -95,6 +97,7 @@ impl Default for Config {
             tls: TlsSettings::default(),
             state_dir: None,
             publish: Vec::new(),
+            record: crate::record::RecordSettings::default(),
         }
     }
 }

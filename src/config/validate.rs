@@ -206,6 +206,7 @@ pub fn check(config: &Config) -> Vec<InvalidValue> {
             config.limits.max_connections,
             16..=65_536,
         ),
+        in_range("record.segment_s", secs(config.record.segment), 2..=3600),
     ];
     if let Err((key, problem)) = config.access.load() {
         results.push(Err(invalid(key, "(not shown)", problem)));

@@ -3,6 +3,7 @@
 //! and the loss is counted against that viewer only.
 
 pub mod audio;
+pub mod feed;
 pub mod gop;
 pub mod keyframe;
 pub mod rate;

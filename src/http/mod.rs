@@ -5,6 +5,7 @@ pub mod error;
 pub mod events;
 pub mod limits;
 pub mod openapi;
+pub mod recordings;
 pub mod redirect;
 pub mod serve;
 pub mod share;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub summary: tokio::sync::watch::Receiver<events::LiveSummary>,
     /// The engines that get the same encode.
     pub publishers: crate::publish::Publishers,
+    pub recorder: crate::record::Recorder,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -79,6 +81,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/status", get(status::status))
         .route("/api/events", get(events::events))
         .route("/api/admin/status", get(status::admin_status))
+        .route("/api/admin/recordings", get(recordings::list))
+        .route("/api/admin/recordings/start", post(recordings::start))
+        .route("/api/admin/recordings/stop", post(recordings::stop))
+        .route(
+            "/api/admin/recordings/{name}",
+            get(recordings::download).delete(recordings::delete),
+        )
         .route("/healthz", get(status::healthz))
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(crate::metrics::metrics))

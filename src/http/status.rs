@@ -49,6 +49,8 @@ pub struct Status {
     viewers: Vec<crate::webrtc::session::ViewerStatus>,
     /// Engines that get the same encode: state, since when, bytes, reconnects, last error.
     publish: Vec<crate::publish::state::TargetStatus>,
+    /// On or off, the file being written, bytes and segments kept, free space, last error.
+    recording: crate::record::RecordStatus,
 }
 
 fn frame_age(state: &AppState, now: Instant) -> Option<Duration> {
@@ -139,6 +141,7 @@ async fn full_status(state: &AppState) -> Json<Status> {
         viewer_count: viewers.len(),
         viewers,
         publish: state.publishers.status(),
+        recording: state.recorder.status(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Media in: the GStreamer pipeline that captures and encodes once, and the pure RTP logic
 //! that turns its packets into frames.
 
+pub mod appsrc_push;
 pub mod audio;
 pub mod bus;
 pub mod capture_stamp;

@@ -3,7 +3,6 @@
 //! a backoff when it fails. Targets never slow the local viewers or the pipeline.
 
 pub mod backoff;
-pub mod feed;
 pub mod rtmp;
 pub mod rtp;
 pub mod state;
@@ -13,6 +12,7 @@ pub mod whip_http;
 pub mod whip_links;
 
 use crate::fanout::Hubs;
+pub use crate::fanout::feed;
 use crate::webrtc::api::PeerSettings;
 use backoff::{Backoff, Ending};
 use feed::Feed;
@@ -59,6 +59,13 @@ impl Attempt<'_> {
     pub fn live(&self, detail: &str) {
         if self.state.live() {
             tracing::info!(target = %self.target.name, "publishing live: {detail}");
+        }
+    }
+
+    /// Takes the target's place on the hubs (once); frames lost from here on are counted.
+    pub fn join_feed(&mut self) {
+        if let Some(dropped) = self.feed.join() {
+            self.state.count_drops(dropped);
         }
     }
 

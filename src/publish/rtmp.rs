@@ -3,15 +3,12 @@
 //! GStreamer pipeline of its own: appsrc (RTP) → depayloader → h264parse / opusdec → AAC →
 //! flvmux → rtmp2sink.
 
-use super::feed::Media;
 use super::{Attempt, PublishError};
+use crate::media::appsrc_push::{AppsrcPush, Pushed, audio_appsrc, video_appsrc};
 use crate::media::bus::{self, BusEvent};
-use crate::media::rtp::RtpRewriter;
-use crate::media::rtp_timeline::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use rtc::shared::marshal::Marshal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,8 +21,6 @@ const LIVE_AFTER: Duration = Duration::from_millis(500);
 /// Bytes waiting in an appsrc beyond which frames are dropped (up to the next keyframe)
 /// rather than queued: the engine or the uplink is not keeping up.
 const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
-const VIDEO_PT: u8 = 96;
-const AUDIO_PT: u8 = 111;
 /// How long the FLV end (EOS) may take to reach the engine when stopping.
 const EOS_WAIT: Duration = Duration::from_secs(1);
 
@@ -47,16 +42,15 @@ pub fn describe(url: &str, aac: Option<&str>) -> String {
     let quoted = url.replace('"', "%22");
     let mut text = format!(
         "flvmux name=mux streamable=true ! rtmp2sink name=sink location=\"{quoted}\" \
-         appsrc name=video is-live=true format=time do-timestamp=true block=false \
-         caps=\"application/x-rtp,media=video,encoding-name=H264,clock-rate={VIDEO_CLOCK_RATE},payload={VIDEO_PT}\" \
-         ! rtph264depay ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! queue ! mux.video "
+         {} ! rtph264depay ! h264parse ! video/x-h264,stream-format=avc,alignment=au \
+         ! queue ! mux.video ",
+        video_appsrc("video")
     );
     if let Some(aac) = aac {
         text.push_str(&format!(
-            "appsrc name=audio is-live=true format=time do-timestamp=true block=false \
-             caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate={AUDIO_CLOCK_RATE},payload={AUDIO_PT}\" \
-             ! rtpopusdepay ! opusdec plc=true ! audioconvert ! audioresample \
-             ! {aac} bitrate={AAC_BITRATE} ! aacparse ! queue ! mux.audio"
+            "{} ! rtpopusdepay ! opusdec plc=true ! audioconvert ! audioresample \
+             ! {aac} bitrate={AAC_BITRATE} ! aacparse ! queue ! mux.audio",
+            audio_appsrc("audio")
         ));
     }
     text
@@ -64,8 +58,7 @@ pub fn describe(url: &str, aac: Option<&str>) -> String {
 
 struct Push {
     pipeline: gst::Pipeline,
-    video: gst_app::AppSrc,
-    audio: Option<gst_app::AppSrc>,
+    media: AppsrcPush,
     /// Bytes out of flvmux, counted at the sink.
     flv_bytes: Arc<AtomicU64>,
     first_flv_at: Arc<std::sync::Mutex<Option<Instant>>>,
@@ -105,8 +98,7 @@ fn build(url: &str, audio: bool) -> Result<(Push, bus::BusEvents), PublishError>
     Ok((
         Push {
             pipeline,
-            video,
-            audio,
+            media: AppsrcPush::new(video, audio, MAX_QUEUED_BYTES),
             flv_bytes,
             first_flv_at,
         },
@@ -128,9 +120,9 @@ fn classify(error: String) -> PublishError {
 }
 
 pub async fn run(mut attempt: Attempt<'_>) -> Result<(), PublishError> {
-    let (push, mut events) = build(&attempt.target.url, attempt.has_audio)?;
+    let (mut push, mut events) = build(&attempt.target.url, attempt.has_audio)?;
     let result = match push.pipeline.set_state(gst::State::Playing) {
-        Ok(_) => stream(&mut attempt, &push, &mut events).await,
+        Ok(_) => stream(&mut attempt, &mut push, &mut events).await,
         Err(_) => Err(PublishError::Lost(
             crate::media::bus::BusEvents::try_recv(&mut events)
                 .ok()
@@ -167,26 +159,11 @@ pub async fn run(mut attempt: Attempt<'_>) -> Result<(), PublishError> {
 
 async fn stream(
     attempt: &mut Attempt<'_>,
-    push: &Push,
+    push: &mut Push,
     events: &mut bus::BusEvents,
 ) -> Result<(), PublishError> {
-    attempt.feed.join(attempt.state);
-    let mut video = RtpRewriter::new(
-        rand::random(),
-        VIDEO_PT,
-        rand::random(),
-        rand::random(),
-        VIDEO_CLOCK_RATE,
-    );
-    let mut audio = RtpRewriter::new(
-        rand::random(),
-        AUDIO_PT,
-        rand::random(),
-        rand::random(),
-        AUDIO_CLOCK_RATE,
-    );
+    attempt.join_feed();
     let mut counted_bytes = 0;
-    let mut skipping_to_keyframe = false;
     let mut stop = attempt.stop.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -210,49 +187,21 @@ async fn stream(
                     attempt.live(&format!("RTMP to {}", attempt.target.shown_url()));
                 }
             }
-            media = attempt.feed.next() => match media {
-                Some(Media::Video(queued)) => {
-                    let frame = &queued.frame;
-                    let behind = push.video.current_level_bytes() > MAX_QUEUED_BYTES;
-                    if behind || (skipping_to_keyframe && !frame.is_keyframe()) {
-                        skipping_to_keyframe = true;
+            media = attempt.feed.next() => {
+                let Some(media) = media else {
+                    return Err(PublishError::Lost("the stream ended".to_owned()));
+                };
+                match push.media.push(&media).map_err(PublishError::Lost)? {
+                    Pushed::Frame => {
+                        attempt.state.frames_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Pushed::FrameDropped => {
                         attempt.state.dropped_here.fetch_add(1, Ordering::Relaxed);
-                        continue;
                     }
-                    skipping_to_keyframe = false;
-                    for packet in &frame.packets {
-                        let packet = match queued.replay_timestamp {
-                            Some(ts) => video.rewrite_replayed(packet, ts),
-                            None => video.rewrite(packet, frame.arrival),
-                        };
-                        push_rtp(&push.video, &packet)?;
-                    }
-                    attempt.state.frames_sent.fetch_add(1, Ordering::Relaxed);
+                    Pushed::Sound | Pushed::SoundDropped => {}
                 }
-                Some(Media::Audio(packet)) => {
-                    if let Some(src) = push.audio.as_ref()
-                        && src.current_level_bytes() <= MAX_QUEUED_BYTES
-                    {
-                        push_rtp(src, &audio.rewrite(&packet, Instant::now()))?;
-                    }
-                }
-                None => return Err(PublishError::Lost("the stream ended".to_owned())),
-            },
+            }
         }
-    }
-}
-
-fn push_rtp(src: &gst_app::AppSrc, packet: &rtc::rtp::Packet) -> Result<(), PublishError> {
-    let bytes = packet
-        .marshal()
-        .map_err(|e| PublishError::Lost(format!("cannot write RTP: {e}")))?;
-    match src.push_buffer(gst::Buffer::from_slice(bytes)) {
-        Ok(_) => Ok(()),
-        // Flushing: the pipeline is stopping after an error the bus is about to report.
-        Err(gst::FlowError::Flushing) => Ok(()),
-        Err(e) => Err(PublishError::Lost(format!(
-            "the RTMP pipeline stopped: {e:?}"
-        ))),
     }
 }
 

@@ -109,7 +109,7 @@ pub async fn run(mut attempt: Attempt<'_>) -> Result<(), PublishError> {
         }),
         false => None,
     };
-    attempt.feed.join(attempt.state);
+    attempt.join_feed();
     let mut first_keyframe_sent: Option<Instant> = None;
     let mut stop = attempt.stop.clone();
     loop {

@@ -179,7 +179,7 @@ async fn stream(
                 match state {
                     Some(RTCPeerConnectionState::Connected) => {
                         connected = true;
-                        attempt.feed.join(attempt.state);
+                        attempt.join_feed();
                         attempt.live(&format!("WHIP session {}", session.url));
                     }
                     Some(RTCPeerConnectionState::Disconnected) => {

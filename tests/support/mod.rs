@@ -23,6 +23,15 @@ use webrtc::peer_connection::{
 /// The admin token the test daemons are given (tests may set their own).
 pub const TEST_ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// Three seconds of picture and sound, then the source ends and the daemon rebuilds the
+/// pipeline; payloaders pick a random SSRC and timestamp base each time, as a camera restart
+/// does.
+pub const ENDING_PIPELINE: &str = "\
+    videotestsrc is-live=true num-buffers=90 pattern=ball \
+    ! video/x-raw,width=320,height=240,framerate=30/1 ! {encoder} ! {rtp} \
+    audiotestsrc is-live=true num-buffers=300 samplesperbuffer=480 wave=sine \
+    ! audio/x-raw,rate=48000,channels=1 ! {audio}";
+
 /// The daemon with the `test` pipeline, HTTP and media on loopback only.
 pub async fn start_daemon() -> RunningDaemon {
     start_daemon_with(|_| {}).await

@@ -1,11 +1,13 @@
-//! A target's place on the hubs: one bounded video queue (whole frames dropped when it falls
-//! behind, like a slow viewer) and, when it sends sound, one audio queue. A target joins once
-//! it can send (a WHIP target once connected), so nothing piles up while it connects; joining
-//! asks the encoder for a keyframe through the same rate-limited request viewers use.
+//! A non-viewer consumer's place on the hubs (a publish target, the recorder): one bounded
+//! video queue (whole frames dropped when it falls behind, like a slow viewer) and, when it
+//! takes sound, one audio queue. It joins once it can take media, so nothing piles up while
+//! it gets ready; joining asks the encoder for a keyframe through the same rate-limited
+//! request viewers use.
 
-use super::state::TargetState;
-use crate::fanout::audio::{AudioPacket, AudioQueue};
-use crate::fanout::{Hubs, Queued, ViewerQueue};
+use super::audio::{AudioPacket, AudioQueue};
+use super::{Hubs, Queued, ViewerQueue};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 pub enum Media {
     Video(Queued),
@@ -27,15 +29,17 @@ impl Feed {
         }
     }
 
-    /// Takes a place on the hubs (once); frames lost from here on are counted in `state`.
-    pub fn join(&mut self, state: &TargetState) {
+    /// Takes a place on the hubs (once). Returns, the first time, the count of frames this
+    /// queue loses from here on.
+    pub fn join(&mut self) -> Option<Arc<AtomicU64>> {
         if self.queues.is_some() {
-            return;
+            return None;
         }
         let video = self.hubs.video.subscribe();
-        state.count_drops(video.dropped());
+        let dropped = video.dropped();
         let audio = self.audio.then(|| self.hubs.audio.subscribe());
         self.queues = Some((video, audio));
+        Some(dropped)
     }
 
     /// The next frame or sound packet; `None` when the hub is gone. Waits forever before
@@ -53,7 +57,8 @@ impl Feed {
         }
     }
 
-    /// The engine lost its picture (PLI/FIR): the same coalesced encoder request as a viewer's.
+    /// The consumer lost its picture (an engine's PLI/FIR, a new recording segment): the same
+    /// coalesced encoder request as a viewer's.
     pub fn want_keyframe(&mut self) {
         let now = std::time::Instant::now();
         let replayed = match self.queues.as_mut() {
