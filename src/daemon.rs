@@ -36,6 +36,8 @@ pub enum DaemonError {
     Config(String),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error("cannot receive viewers: {0}")]
+    Egress(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -180,7 +182,8 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
         Arc::clone(&keyframe_requests_sent),
     ));
 
-    let registry = SessionRegistry::start(hubs.clone(), config.connect_timeout);
+    let registry = SessionRegistry::start(hubs.clone(), config.connect_timeout, &config.peer)
+        .map_err(DaemonError::Egress)?;
     let publishers = Publishers::start(&config.publish, &hubs, pipeline.has_audio(), &config.peer);
     let recordings = match &config.record.dir {
         Some(dir) => dir.clone(),

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod egress;
 pub mod fanout;
 pub mod http;
 pub mod media;

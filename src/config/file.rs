@@ -136,6 +136,7 @@ struct WebrtcSection {
     tcp_candidates: Option<bool>,
     nat_1to1_ips: Option<Vec<String>>,
     ice_transport_policy: Option<String>,
+    egress: Option<String>,
 }
 
 /// Values that must be checked as text before they can be stored (addresses).
@@ -145,6 +146,7 @@ pub struct Unparsed {
     pub tls_listen: Option<String>,
     pub port_range: Option<String>,
     pub ice_transport_policy: Option<String>,
+    pub egress: Option<String>,
     pub publish: Vec<PublishSection>,
 }
 
@@ -259,6 +261,7 @@ impl FileConfig {
             tls_listen: self.tls.listen.filter(|l| !l.is_empty()),
             port_range: self.webrtc.port_range.filter(|r| !r.is_empty()),
             ice_transport_policy: self.webrtc.ice_transport_policy,
+            egress: self.webrtc.egress,
             publish: self.publish,
         }
     }

@@ -77,6 +77,12 @@ pub fn finish(config: &mut Config, unparsed: Unparsed) -> Result<(), Vec<Invalid
             "must be \"all\" or \"relay\"",
         )),
     }
+    if let Some(egress) = unparsed.egress {
+        match crate::egress::ViewerEgress::parse(&egress) {
+            Ok(egress) => config.peer.egress = egress,
+            Err(e) => problems.push(invalid("webrtc.egress", format!("{egress:?}"), e)),
+        }
+    }
     for section in unparsed.publish {
         match publish_target(section) {
             Ok(target) => config.publish.push(target),

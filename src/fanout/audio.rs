@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// A packet shared by every viewer.
 pub type AudioPacket = Arc<rtc::rtp::Packet>;
@@ -16,6 +16,8 @@ struct Slot {
     id: u64,
     tx: mpsc::Sender<AudioPacket>,
     dropped: Arc<AtomicU64>,
+    /// Woken after each packet queued, for a consumer that polls its queue (an egress loop).
+    waker: Option<Arc<Notify>>,
 }
 
 #[derive(Default)]
@@ -55,7 +57,12 @@ impl AudioHub {
         state
             .viewers
             .retain(|slot| match slot.tx.try_send(Arc::clone(&packet)) {
-                Ok(()) => true,
+                Ok(()) => {
+                    if let Some(waker) = &slot.waker {
+                        waker.notify_one();
+                    }
+                    true
+                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     slot.dropped.fetch_add(1, Ordering::Relaxed);
                     dropped += 1;
@@ -67,6 +74,12 @@ impl AudioHub {
     }
 
     pub fn subscribe(self: &Arc<Self>) -> AudioQueue {
+        self.subscribe_waking(None)
+    }
+
+    /// A queue whose new packets wake `waker`, for a consumer that takes them with
+    /// [`AudioQueue::try_next_packet`].
+    pub fn subscribe_waking(self: &Arc<Self>, waker: Option<Arc<Notify>>) -> AudioQueue {
         let (tx, rx) = mpsc::channel(AUDIO_QUEUE_PACKETS);
         let dropped = Arc::new(AtomicU64::new(0));
         let mut state = self.lock();
@@ -76,6 +89,7 @@ impl AudioHub {
             id,
             tx,
             dropped: Arc::clone(&dropped),
+            waker,
         });
         AudioQueue {
             id,
@@ -99,6 +113,10 @@ impl AudioHub {
     }
 }
 
+/// The hub a queue belonged to is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
 /// One viewer's audio queue; dropping it leaves the hub.
 pub struct AudioQueue {
     id: u64,
@@ -110,6 +128,15 @@ pub struct AudioQueue {
 impl AudioQueue {
     pub async fn next_packet(&mut self) -> Option<AudioPacket> {
         self.rx.recv().await
+    }
+
+    /// The next packet if one is queued; `Err` once the hub is gone.
+    pub fn try_next_packet(&mut self) -> Result<Option<AudioPacket>, Gone> {
+        match self.rx.try_recv() {
+            Ok(packet) => Ok(Some(packet)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(Gone),
+        }
     }
 
     pub fn dropped(&self) -> Arc<AtomicU64> {

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Both hubs, as the viewer sessions need them.
 #[derive(Clone)]
@@ -77,6 +77,8 @@ struct Slot {
     tx: mpsc::Sender<Frame>,
     gate: Gate,
     dropped: Arc<AtomicU64>,
+    /// Woken after each frame queued, for a consumer that polls its queue (an egress loop).
+    waker: Option<Arc<Notify>>,
 }
 
 #[derive(Default)]
@@ -179,7 +181,12 @@ impl FanoutHub {
                 slot.gate = Gate::Open;
             }
             match slot.tx.try_send(Arc::clone(&frame)) {
-                Ok(()) => true,
+                Ok(()) => {
+                    if let Some(waker) = &slot.waker {
+                        waker.notify_one();
+                    }
+                    true
+                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     slot.gate = Gate::Overflowed;
                     slot.dropped.fetch_add(1, Ordering::Relaxed);
@@ -200,6 +207,13 @@ impl FanoutHub {
     /// with a cached GOP, the GOP's keyframe and every frame since; otherwise the next
     /// keyframe, which is asked of the encoder now.
     pub fn subscribe(self: &Arc<Self>) -> ViewerQueue {
+        self.subscribe_waking(None)
+    }
+
+    /// [`subscribe`](Self::subscribe) for a consumer that takes frames with
+    /// [`ViewerQueue::try_next_frame`]: `waker` is woken after each frame queued, and once
+    /// at once when the queue starts with frames.
+    pub fn subscribe_waking(self: &Arc<Self>, waker: Option<Arc<Notify>>) -> ViewerQueue {
         let (tx, rx) = mpsc::channel(self.queue_frames);
         let dropped = Arc::new(AtomicU64::new(0));
         let mut state = self.lock();
@@ -216,13 +230,18 @@ impl FanoutHub {
         {
             gate = Gate::Open;
         }
+        let starts_with_frames = !replay.is_empty() || tx.capacity() < tx.max_capacity();
         state.viewers.push(Slot {
             id,
             tx,
             gate,
             dropped: Arc::clone(&dropped),
+            waker: waker.clone(),
         });
         drop(state);
+        if let Some(waker) = waker.filter(|_| starts_with_frames) {
+            waker.notify_one();
+        }
         if gate == Gate::Joining {
             self.request_keyframe();
         }
@@ -321,6 +340,24 @@ impl ViewerQueue {
             frame,
             replay_timestamp: None,
         })
+    }
+
+    /// The next frame if one is queued; `Err` once the hub is gone.
+    pub fn try_next_frame(&mut self) -> Result<Option<Queued>, audio::Gone> {
+        if let Some((frame, timestamp)) = self.replay.pop_front() {
+            return Ok(Some(Queued {
+                frame,
+                replay_timestamp: Some(timestamp),
+            }));
+        }
+        match self.rx.try_recv() {
+            Ok(frame) => Ok(Some(Queued {
+                frame,
+                replay_timestamp: None,
+            })),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(audio::Gone),
+        }
     }
 
     /// Frames this viewer lost because it fell behind.

@@ -64,6 +64,8 @@ pub struct PeerSettings {
     pub nat_1to1_ips: Vec<String>,
     /// Only relay (TURN) candidates: hides the device's addresses, costs a relay.
     pub relay_only: bool,
+    /// Which path viewers' connections take.
+    pub egress: crate::egress::ViewerEgress,
 }
 
 impl PeerSettings {
@@ -91,6 +93,7 @@ impl Default for PeerSettings {
             tcp_candidates: false,
             nat_1to1_ips: Vec::new(),
             relay_only: false,
+            egress: crate::egress::ViewerEgress::default(),
         }
     }
 }
@@ -139,12 +142,8 @@ pub fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// Builds one viewer's PeerConnection; its video frames enter the stack through `outbox`.
-pub async fn build_peer(
-    settings: &PeerSettings,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-    outbox: Arc<Outbox>,
-) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+/// The codecs a viewer's connection can answer with: H.264 (and its RTX) and Opus.
+pub fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(
         RTCRtpCodecParameters {
@@ -169,6 +168,13 @@ pub async fn build_peer(
         },
         RtpCodecKind::Audio,
     )?;
+    Ok(media_engine)
+}
+
+/// The send-side interceptors of a viewer's connection: NACK answers (sent twice), sender
+/// reports, and viewer RTCP passed up to fieldcast. With an outbox, a frame's packets enter
+/// the chain through it (`frame_batch.rs`).
+pub fn interceptors(outbox: Option<Arc<Outbox>>) -> Registry {
     // Only what a send-only connection uses. The receive-side defaults (NACK generator, receiver
     // reports, transport-cc feedback, simulcast header extensions) would only run timers and
     // sit in every packet's path.
@@ -179,8 +185,21 @@ pub async fn build_peer(
         .with(
             Slot::from(RTCP_TO_APPLICATION_SLOT),
             RtcpToApplication::default(),
-        )
-        .with(Slot::from(FRAME_BATCH_SLOT), FrameBatch::new(outbox));
+        );
+    match outbox {
+        Some(outbox) => registry.with(Slot::from(FRAME_BATCH_SLOT), FrameBatch::new(outbox)),
+        None => registry,
+    }
+}
+
+/// Builds one viewer's PeerConnection; its video frames enter the stack through `outbox`.
+pub async fn build_peer(
+    settings: &PeerSettings,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    outbox: Arc<Outbox>,
+) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+    let media_engine = media_engine()?;
+    let registry = interceptors(Some(outbox));
 
     let configuration = RTCConfigurationBuilder::new()
         .with_ice_servers(

@@ -1,7 +1,10 @@
 //! All viewer sessions, owned by one task. HTTP handlers talk to it through typed messages,
 //! so no lock is held across an await and there is one source of truth for who is watching.
 
+use crate::egress::ViewerEgress;
+use crate::egress::worker::EgressLoop;
 use crate::fanout::Hubs;
+use crate::webrtc::api::PeerSettings;
 use crate::webrtc::session::{ViewerSession, ViewerStatus, ViewerStream};
 use crate::webrtc::totals::Totals;
 use std::collections::HashMap;
@@ -41,6 +44,8 @@ enum Command {
 pub struct SessionRegistry {
     tx: mpsc::UnboundedSender<Command>,
     totals: Arc<Totals>,
+    /// The loop new viewers join, when they take that path.
+    egress: Option<EgressLoop>,
 }
 
 struct Entry {
@@ -50,10 +55,31 @@ struct Entry {
 
 impl SessionRegistry {
     /// Starts the task that owns the sessions. It ends when every handle is dropped.
-    pub fn start(hubs: Hubs, connect_timeout: Duration) -> SessionRegistry {
+    /// With `settings` asking for the egress loop (and nothing it cannot do yet), binds the
+    /// loop's sockets and starts it; otherwise every viewer gets a PeerConnection of its own.
+    pub fn start(
+        hubs: Hubs,
+        connect_timeout: Duration,
+        settings: &PeerSettings,
+    ) -> Result<SessionRegistry, String> {
         let (tx, rx) = mpsc::unbounded_channel();
         let ended = tx.downgrade();
         let totals = Arc::new(Totals::default());
+        let egress = match (settings.egress, crate::egress::loop_unsupported(settings)) {
+            (ViewerEgress::Loop, None) => Some(crate::egress::start_loop(
+                settings,
+                hubs.clone(),
+                connect_timeout,
+                Arc::clone(&totals),
+            )?),
+            (ViewerEgress::Loop, Some(missing)) => {
+                tracing::info!(
+                    "viewers get a connection each: the egress loop does not do {missing} yet"
+                );
+                None
+            }
+            (ViewerEgress::Connections, _) => None,
+        };
         tokio::spawn(own_sessions(
             rx,
             ended,
@@ -61,7 +87,12 @@ impl SessionRegistry {
             connect_timeout,
             Arc::clone(&totals),
         ));
-        SessionRegistry { tx, totals }
+        Ok(SessionRegistry { tx, totals, egress })
+    }
+
+    /// The egress loop viewers join, if they take that path.
+    pub fn egress(&self) -> Option<&EgressLoop> {
+        self.egress.as_ref()
     }
 
     /// Counters over every session so far.

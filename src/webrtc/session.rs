@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
+use crate::egress::demux::ViewerKey;
+use crate::egress::worker::{EgressLoop, EndReason};
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
@@ -59,14 +61,14 @@ pub struct ViewerStats {
     pub nacked_packets: AtomicU64,
     pub send_errors: AtomicU64,
     pub audio_packets_sent: AtomicU64,
-    audio_dropped: Mutex<Option<Arc<AtomicU64>>>,
-    frames_dropped: Mutex<Option<Arc<AtomicU64>>>,
-    state: Mutex<&'static str>,
-    first_frame_after: Mutex<Option<Duration>>,
+    pub(crate) audio_dropped: Mutex<Option<Arc<AtomicU64>>>,
+    pub(crate) frames_dropped: Mutex<Option<Arc<AtomicU64>>>,
+    pub(crate) state: Mutex<&'static str>,
+    pub(crate) first_frame_after: Mutex<Option<Duration>>,
     /// Loss fraction (0..=255 of 256) and jitter (RTP units) from the last receiver report.
-    last_report: Mutex<Option<(u8, u32)>>,
+    pub(crate) last_report: Mutex<Option<(u8, u32)>>,
     /// The ICE candidate pair in use, e.g. `host -> prflx (udp)`.
-    candidate_pair: Mutex<Option<String>>,
+    pub(crate) candidate_pair: Mutex<Option<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,8 +105,8 @@ pub struct ViewerSession {
     pub remote: Option<SocketAddr>,
     joined: Instant,
     joined_wall: SystemTime,
-    peer: Arc<dyn PeerConnection>,
-    stats: ViewerStats,
+    link: Link,
+    stats: Arc<ViewerStats>,
     close: Notify,
     has_video: bool,
     has_audio: bool,
@@ -114,11 +116,30 @@ pub struct ViewerSession {
     pub credential: Credential,
 }
 
+/// How the session reaches its viewer.
+enum Link {
+    /// A PeerConnection of its own, driven by webrtc-rs's tasks.
+    Peer(Arc<dyn PeerConnection>),
+    /// A viewer in the egress loop.
+    Loop {
+        egress: EgressLoop,
+        key: ViewerKey,
+        /// The viewer's ICE username fragment, to tell a trickle PATCH from a restart.
+        remote_ufrag: Mutex<Option<String>>,
+    },
+}
+
 /// What the session's task needs besides the shared part.
-pub struct ViewerStream {
-    video: Option<Outbound>,
-    audio: Option<Outbound>,
-    events: watch::Receiver<PeerEvents>,
+pub struct ViewerStream(Stream);
+
+enum Stream {
+    Peer {
+        video: Option<Outbound>,
+        audio: Option<Outbound>,
+        events: watch::Receiver<PeerEvents>,
+    },
+    /// Resolves when the loop has let the viewer go.
+    Loop(oneshot::Receiver<EndReason>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -156,11 +177,15 @@ impl ViewerSession {
     /// Answers the viewer's offer. Returns the session, its stream half and the SDP answer.
     pub async fn negotiate(
         settings: &PeerSettings,
+        egress: Option<&EgressLoop>,
         offer: String,
         wanted: &OfferSummary,
         remote: Option<SocketAddr>,
         credential: Credential,
     ) -> Result<(Arc<ViewerSession>, ViewerStream, String), SessionError> {
+        if let Some(egress) = egress {
+            return Self::join_loop(egress, offer, wanted, remote, credential).await;
+        }
         let (events_tx, mut events) = watch::channel(PeerEvents::default());
         let outbox = Arc::new(Outbox::default());
         let peer = build_peer(
@@ -184,8 +209,8 @@ impl ViewerSession {
             remote,
             joined: Instant::now(),
             joined_wall: SystemTime::now(),
-            peer,
-            stats: ViewerStats::default(),
+            link: Link::Peer(peer),
+            stats: Arc::default(),
             close: Notify::new(),
             has_video: video.is_some(),
             has_audio: audio.is_some(),
@@ -193,12 +218,51 @@ impl ViewerSession {
             credential,
         });
         *session.stats.state.lock().unwrap() = "connecting";
-        let stream = ViewerStream {
+        let stream = ViewerStream(Stream::Peer {
             video,
             audio,
             events,
-        };
+        });
         Ok((session, stream, answer))
+    }
+
+    /// Answers the viewer's offer in the egress loop.
+    async fn join_loop(
+        egress: &EgressLoop,
+        offer: String,
+        wanted: &OfferSummary,
+        remote: Option<SocketAddr>,
+        credential: Credential,
+    ) -> Result<(Arc<ViewerSession>, ViewerStream, String), SessionError> {
+        let stats = Arc::new(ViewerStats::default());
+        let joined = egress.join(offer, wanted.clone(), Arc::clone(&stats)).await?;
+        let session = Arc::new(ViewerSession {
+            id: random_token(),
+            etag: Mutex::new(new_etag()),
+            remote,
+            joined: Instant::now(),
+            joined_wall: SystemTime::now(),
+            link: Link::Loop {
+                egress: egress.clone(),
+                key: joined.key,
+                remote_ufrag: Mutex::new(joined.remote_ufrag),
+            },
+            stats,
+            close: Notify::new(),
+            has_video: joined.has_video,
+            has_audio: joined.has_audio,
+            rtx: joined.rtx,
+            credential,
+        });
+        Ok((session, ViewerStream(Stream::Loop(joined.ended)), joined.answer))
+    }
+
+    /// The session's PeerConnection, on the path that has one.
+    fn peer(&self) -> Result<&Arc<dyn PeerConnection>, SessionError> {
+        match &self.link {
+            Link::Peer(peer) => Ok(peer),
+            Link::Loop { .. } => Err(SessionError::Setup("no PeerConnection of its own".to_owned())),
+        }
     }
 
     async fn answer(
@@ -290,6 +354,10 @@ impl ViewerSession {
     /// Adds candidates the viewer found after its offer (trickle ICE). mDNS names are skipped:
     /// the viewer's checks will reach us from that address anyway.
     pub async fn add_candidates(&self, frag: &SdpFrag) -> Result<(), SessionError> {
+        if let Link::Loop { egress, key, .. } = &self.link {
+            return egress.add_candidates(*key, frag.clone()).await;
+        }
+        let peer = self.peer()?;
         for candidate in &frag.candidates {
             if crate::webrtc::sdpfrag::is_mdns_candidate(&candidate.candidate) {
                 tracing::debug!(viewer = %self.id, "skipping an mDNS candidate");
@@ -301,8 +369,7 @@ impl ViewerSession {
                 username_fragment: frag.ice_ufrag.clone(),
                 ..Default::default()
             };
-            self.peer
-                .add_ice_candidate(init)
+            peer.add_ice_candidate(init)
                 .await
                 .map_err(|e| SessionError::Candidate(e.to_string()))?;
         }
@@ -312,31 +379,39 @@ impl ViewerSession {
     /// Restarts ICE with the viewer's new credentials (RFC 9725 §4.4) and returns our new
     /// credentials and candidates as an SDP fragment; the session's ETag changes.
     pub async fn restart_ice(&self, frag: &SdpFrag) -> Result<String, SessionError> {
+        if let Link::Loop {
+            egress,
+            key,
+            remote_ufrag,
+        } = &self.link
+        {
+            let fragment = egress.restart_ice(*key, frag.clone()).await?;
+            *remote_ufrag.lock().unwrap() = frag.ice_ufrag.clone();
+            *self.etag.lock().unwrap() = new_etag();
+            tracing::info!(viewer = %self.id, "ICE restarted");
+            return Ok(fragment);
+        }
+        let peer = self.peer()?;
         let (Some(ufrag), Some(pwd)) = (&frag.ice_ufrag, &frag.ice_pwd) else {
             return Err(SessionError::Candidate(
                 "an ICE restart needs both a=ice-ufrag and a=ice-pwd".to_owned(),
             ));
         };
-        let previous = self
-            .peer
+        let previous = peer
             .remote_description()
             .await
             .ok_or_else(|| SessionError::Negotiation("no offer to restart from".to_owned()))?;
         let offer = crate::webrtc::sdpfrag::restart_offer(&previous.sdp, ufrag, pwd);
         let offer = RTCSessionDescription::offer(offer).map_err(negotiation)?;
-        self.peer
-            .set_remote_description(offer)
+        peer.set_remote_description(offer)
             .await
             .map_err(negotiation)?;
-        let answer = self.peer.create_answer(None).await.map_err(setup)?;
-        self.peer
-            .set_local_description(answer)
-            .await
-            .map_err(setup)?;
+        let answer = peer.create_answer(None).await.map_err(setup)?;
+        peer.set_local_description(answer).await.map_err(setup)?;
         // Our new candidates come with the answer, as in the first one.
         let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
         let local = loop {
-            let local = self.peer.local_description().await;
+            let local = peer.local_description().await;
             let gathered = local
                 .as_ref()
                 .is_some_and(|d| d.sdp.contains("a=candidate:"));
@@ -354,7 +429,11 @@ impl ViewerSession {
 
     /// The ICE username fragment the viewer offered, to tell trickle from restart.
     pub async fn remote_ice_ufrag(&self) -> Option<String> {
-        let description = self.peer.remote_description().await?;
+        let peer = match &self.link {
+            Link::Peer(peer) => peer,
+            Link::Loop { remote_ufrag, .. } => return remote_ufrag.lock().unwrap().clone(),
+        };
+        let description = peer.remote_description().await?;
         description
             .sdp
             .lines()
@@ -424,11 +503,30 @@ impl ViewerSession {
     /// fails, never connects, or is closed. Everything it holds is released on return.
     pub async fn run(
         self: Arc<Self>,
-        mut stream: ViewerStream,
+        stream: ViewerStream,
         hubs: Hubs,
         connect_timeout: Duration,
         totals: Arc<Totals>,
     ) {
+        let (mut video, mut audio, mut events) = match (stream.0, &self.link) {
+            (Stream::Peer { video, audio, events }, Link::Peer(_)) => (video, audio, events),
+            (Stream::Loop(mut ended), Link::Loop { egress, key, .. }) => {
+                let reason = tokio::select! {
+                    reason = &mut ended => reason.unwrap_or("the egress loop stopped"),
+                    _ = self.close.notified() => {
+                        egress.leave(*key);
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut ended).await;
+                        "closed by request"
+                    }
+                };
+                tracing::info!(viewer = %self.id, remote = ?self.remote, reason, "viewer left");
+                return;
+            }
+            _ => unreachable!("a session's stream always matches its link"),
+        };
+        let Link::Peer(peer) = &self.link else {
+            return;
+        };
         let connect_deadline = tokio::time::Instant::now() + connect_timeout;
         let mut connected = false;
         let mut frames: Option<ViewerQueue> = None;
@@ -437,24 +535,24 @@ impl ViewerSession {
             tokio::select! {
                 biased;
                 _ = self.close.notified() => break "closed by request",
-                changed = stream.events.changed() => {
+                changed = events.changed() => {
                     if changed.is_err() {
                         break "connection gone";
                     }
-                    let state = stream.events.borrow_and_update().state;
+                    let state = events.borrow_and_update().state;
                     match state {
                         Some(RTCPeerConnectionState::Connected) => {
                             self.set_state("connected");
                             if !connected {
                                 connected = true;
                                 tracing::info!(viewer = %self.id, remote = ?self.remote, "viewer connected");
-                                frames = stream.video.is_some().then(|| self.join_video(&hubs.video));
-                                if let Some(out) = stream.video.as_ref().or(stream.audio.as_ref()) {
+                                frames = video.is_some().then(|| self.join_video(&hubs.video));
+                                if let Some(out) = video.as_ref().or(audio.as_ref()) {
                                     let pair = selected_pair(&out.sender).await;
                                     tracing::info!(viewer = %self.id, pair = pair.as_deref().unwrap_or("?"), "ICE pair");
                                     *self.stats.candidate_pair.lock().unwrap() = pair;
                                 }
-                                sound = stream.audio.is_some().then(|| {
+                                sound = audio.is_some().then(|| {
                                     let queue = hubs.audio.subscribe();
                                     *self.stats.audio_dropped.lock().unwrap() = Some(queue.dropped());
                                     queue
@@ -470,7 +568,7 @@ impl ViewerSession {
                 _ = tokio::time::sleep_until(connect_deadline), if !connected => {
                     break "never connected";
                 }
-                rtcp = poll_rtcp(stream.video.as_ref()), if stream.video.is_some() => match rtcp {
+                rtcp = poll_rtcp(video.as_ref()), if video.is_some() => match rtcp {
                     Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
                         self.on_rtcp(&packets, &hubs.video, frames.as_mut());
                     }
@@ -478,20 +576,20 @@ impl ViewerSession {
                     None => break "track ended",
                 },
                 // Sound needs no feedback acted on, but its events must not pile up.
-                rtcp = poll_rtcp(stream.audio.as_ref()), if stream.audio.is_some() => {
+                rtcp = poll_rtcp(audio.as_ref()), if audio.is_some() => {
                     if rtcp.is_none() {
                         break "track ended";
                     }
                 }
                 frame = async { frames.as_mut().unwrap().next_frame().await }, if frames.is_some() => {
                     let Some(queued) = frame else { break "left the hub" };
-                    if let Some(out) = stream.video.as_mut() {
+                    if let Some(out) = video.as_mut() {
                         self.send_frame(out, &queued, &totals).await;
                     }
                 }
                 packet = async { sound.as_mut().unwrap().next_packet().await }, if sound.is_some() => {
                     let Some(packet) = packet else { break "left the hub" };
-                    if let Some(out) = stream.audio.as_mut() {
+                    if let Some(out) = audio.as_mut() {
                         self.send_audio(out, &packet, &totals).await;
                     }
                 }
@@ -500,7 +598,7 @@ impl ViewerSession {
         self.set_state("closed");
         drop(frames);
         drop(sound);
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.peer.close()).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, peer.close()).await;
         tracing::info!(viewer = %self.id, remote = ?self.remote, reason, "viewer left");
     }
 

@@ -1,0 +1,191 @@
+//! The ICE candidates every viewer is answered with: the egress loop's sockets, bound once,
+//! as host candidates (or, behind a router forwarding the port, under the public address the
+//! settings name), and the public address a STUN server saw for them. No IO here.
+
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
+    RTCIceCandidateInit,
+};
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Host,
+    /// Reached at `addr` through a NAT; `base` is the socket behind it.
+    ServerReflexive { base: SocketAddr },
+}
+
+/// One local candidate: where viewers send, and through which socket it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalCandidate {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+}
+
+impl LocalCandidate {
+    pub fn host(addr: SocketAddr) -> Self {
+        Self {
+            kind: Kind::Host,
+            addr,
+        }
+    }
+
+    pub fn server_reflexive(addr: SocketAddr, base: SocketAddr) -> Self {
+        Self {
+            kind: Kind::ServerReflexive { base },
+            addr,
+        }
+    }
+
+    /// The socket that sends and receives for this candidate.
+    pub fn base(&self) -> SocketAddr {
+        match self.kind {
+            Kind::Host => self.addr,
+            Kind::ServerReflexive { base } => base,
+        }
+    }
+
+    /// As the PeerConnection takes it.
+    pub fn to_init(&self) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
+        let base_config = CandidateConfig {
+            network: "udp".to_owned(),
+            address: self.addr.ip().to_string(),
+            port: self.addr.port(),
+            component: 1,
+            ..Default::default()
+        };
+        let candidate = match self.kind {
+            Kind::Host => CandidateHostConfig {
+                base_config,
+                ..Default::default()
+            }
+            .new_candidate_host()?,
+            Kind::ServerReflexive { base } => CandidateServerReflexiveConfig {
+                base_config,
+                rel_addr: base.ip().to_string(),
+                rel_port: base.port(),
+                ..Default::default()
+            }
+            .new_candidate_server_reflexive()?,
+        };
+        RTCIceCandidate::from(&candidate).to_json()
+    }
+}
+
+/// The candidates for the loop's bound sockets. With public addresses configured (a router
+/// forwards the ports 1:1), each socket is advertised under them instead of its own address,
+/// as a server-reflexive candidate whose base is the socket. `reflexive` holds what STUN
+/// servers saw for each socket.
+pub fn gather(
+    sockets: &[SocketAddr],
+    nat_1to1_ips: &[IpAddr],
+    reflexive: &[(SocketAddr, SocketAddr)],
+) -> Vec<LocalCandidate> {
+    let mut candidates = Vec::new();
+    for &socket in sockets {
+        let public: Vec<&IpAddr> = nat_1to1_ips
+            .iter()
+            .filter(|ip| ip.is_ipv4() == socket.is_ipv4())
+            .collect();
+        if public.is_empty() {
+            candidates.push(LocalCandidate::host(socket));
+        } else {
+            candidates.extend(public.into_iter().map(|&ip| {
+                LocalCandidate::server_reflexive(SocketAddr::new(ip, socket.port()), socket)
+            }));
+        }
+        for &(base, seen) in reflexive {
+            let candidate = LocalCandidate::server_reflexive(seen, base);
+            if base == socket && !candidates.contains(&candidate) && seen != socket {
+                candidates.push(candidate);
+            }
+        }
+    }
+    candidates
+}
+
+/// The addresses to bind for `configured` (`ip:port`): an unspecified IP stands for every
+/// interface address of its family except loopback and IPv6 link-local ones, which viewers
+/// elsewhere cannot reach.
+pub fn expand(configured: SocketAddr, interfaces: &[IpAddr]) -> Vec<SocketAddr> {
+    if !configured.ip().is_unspecified() {
+        return vec![configured];
+    }
+    interfaces
+        .iter()
+        .filter(|ip| ip.is_ipv4() == configured.is_ipv4() && !ip.is_loopback())
+        .filter(|ip| match ip {
+            IpAddr::V6(v6) => !v6.is_unicast_link_local(),
+            IpAddr::V4(_) => true,
+        })
+        .map(|&ip| SocketAddr::new(ip, configured.port()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_socket_is_a_host_candidate() {
+        let candidates = gather(&[addr("192.168.1.5:40000")], &[], &[]);
+        assert_eq!(candidates, vec![LocalCandidate::host(addr("192.168.1.5:40000"))]);
+        let init = candidates[0].to_init().unwrap();
+        assert!(init.candidate.contains("192.168.1.5 40000 typ host"), "{}", init.candidate);
+    }
+
+    #[test]
+    fn public_addresses_replace_the_sockets_own() {
+        let candidates = gather(
+            &[addr("10.0.0.2:40000")],
+            &["203.0.113.7".parse().unwrap()],
+            &[],
+        );
+        assert_eq!(
+            candidates,
+            vec![LocalCandidate::server_reflexive(
+                addr("203.0.113.7:40000"),
+                addr("10.0.0.2:40000")
+            )]
+        );
+        assert_eq!(candidates[0].base(), addr("10.0.0.2:40000"));
+        let init = candidates[0].to_init().unwrap();
+        assert!(
+            init.candidate.contains("203.0.113.7 40000 typ srflx raddr 10.0.0.2 rport 40000"),
+            "{}",
+            init.candidate
+        );
+    }
+
+    #[test]
+    fn what_stun_saw_is_added_once_per_socket() {
+        let seen = (addr("10.0.0.2:40000"), addr("198.51.100.9:61000"));
+        let candidates = gather(&[addr("10.0.0.2:40000")], &[], &[seen, seen]);
+        assert_eq!(candidates.len(), 2);
+        assert_eq!(candidates[1].addr, addr("198.51.100.9:61000"));
+        // No NAT in between: STUN saw the socket itself, which the host candidate covers.
+        let same = (addr("10.0.0.2:40000"), addr("10.0.0.2:40000"));
+        assert_eq!(gather(&[addr("10.0.0.2:40000")], &[], &[same]).len(), 1);
+    }
+
+    #[test]
+    fn the_wildcard_is_every_interface_but_loopback() {
+        let interfaces: Vec<IpAddr> = ["127.0.0.1", "192.168.1.5", "10.8.0.1", "fe80::1", "2001:db8::5"]
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect();
+        assert_eq!(
+            expand(addr("0.0.0.0:0"), &interfaces),
+            vec![addr("192.168.1.5:0"), addr("10.8.0.1:0")]
+        );
+        assert_eq!(expand(addr("[::]:5000"), &interfaces), vec![addr("[2001:db8::5]:5000")]);
+        assert_eq!(
+            expand(addr("127.0.0.1:0"), &interfaces),
+            vec![addr("127.0.0.1:0")]
+        );
+    }
+}

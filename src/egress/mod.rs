@@ -1,0 +1,122 @@
+//! How viewers' media leaves the device: egress loops over the sans-IO `rtc` core. A loop
+//! owns its UDP sockets (bound once, shared by every viewer on it), its timers and its
+//! viewers; a viewer is a plain state machine ([`peer::ViewerPeer`]). The older path, one
+//! webrtc-rs PeerConnection with its own tasks and sockets per viewer, is in `webrtc/`;
+//! [`ViewerEgress`] says which one builds viewers.
+//!
+//! Data path: hub queues → [`worker`] (wakes once per frame) → [`peer`] (rewrite, SRTP) →
+//! [`socket`] (GSO batches) → viewers; [`demux`] routes what comes back.
+
+pub mod candidates;
+pub mod demux;
+pub mod peer;
+pub mod socket;
+pub mod worker;
+
+use crate::fanout::Hubs;
+use crate::webrtc::api::PeerSettings;
+use crate::webrtc::totals::Totals;
+use candidates::LocalCandidate;
+use socket::EgressSocket;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use worker::EgressLoop;
+
+/// Which path viewers' connections take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ViewerEgress {
+    /// The egress loop.
+    #[default]
+    Loop,
+    /// A webrtc-rs PeerConnection per viewer, with its own tasks and sockets.
+    Connections,
+}
+
+impl ViewerEgress {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "loop" => Ok(Self::Loop),
+            "connections" => Ok(Self::Connections),
+            other => Err(format!("{other:?} is neither \"loop\" nor \"connections\"")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Loop => "loop",
+            Self::Connections => "connections",
+        }
+    }
+}
+
+/// Why the loop cannot serve these settings, if it cannot: what only the per-viewer
+/// connections do so far (TURN relays, ICE-TCP, STUN-discovered addresses).
+pub fn loop_unsupported(settings: &PeerSettings) -> Option<&'static str> {
+    if settings.relay_only {
+        Some("relay-only ICE")
+    } else if settings.tcp_candidates {
+        Some("ICE-TCP candidates")
+    } else if !settings.ice_servers.is_empty() {
+        Some("STUN/TURN servers")
+    } else {
+        None
+    }
+}
+
+/// Binds the loop's sockets for `settings` and starts it. Each configured address is bound
+/// once (an unspecified one on every interface address but loopback), on a port from the
+/// range when one is set.
+pub fn start_loop(
+    settings: &PeerSettings,
+    hubs: Hubs,
+    connect_timeout: Duration,
+    totals: Arc<Totals>,
+) -> Result<EgressLoop, String> {
+    let interfaces: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map_err(|e| format!("cannot list network interfaces: {e}"))?
+        .into_iter()
+        .map(|interface| interface.ip())
+        .collect();
+    let mut sockets = Vec::new();
+    for configured in &settings.udp_addrs {
+        let configured: SocketAddr = configured
+            .parse()
+            .map_err(|_| format!("{configured:?} is not an address and port"))?;
+        for addr in candidates::expand(configured, &interfaces) {
+            sockets.push(bind(addr, settings.port_range)?);
+        }
+    }
+    if sockets.is_empty() {
+        return Err("no address to receive viewers on (no interface but loopback?)".to_owned());
+    }
+    let bound: Vec<SocketAddr> = sockets.iter().map(EgressSocket::local_addr).collect();
+    let public: Vec<IpAddr> = settings
+        .nat_1to1_ips
+        .iter()
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    let candidates: Vec<LocalCandidate> = candidates::gather(&bound, &public, &[]);
+    tracing::info!(
+        sockets = ?bound,
+        "viewers are served by the egress loop"
+    );
+    Ok(EgressLoop::start(
+        sockets,
+        candidates,
+        settings.clone(),
+        hubs,
+        connect_timeout,
+        totals,
+    ))
+}
+
+/// Binds `addr`; port 0 with a range means the first free port of the range.
+fn bind(addr: SocketAddr, range: Option<(u16, u16)>) -> Result<EgressSocket, String> {
+    let Some((low, high)) = range.filter(|_| addr.port() == 0) else {
+        return EgressSocket::bind(addr).map_err(|e| format!("cannot bind UDP {addr}: {e}"));
+    };
+    (low..=high)
+        .find_map(|port| EgressSocket::bind(SocketAddr::new(addr.ip(), port)).ok())
+        .ok_or_else(|| format!("no free UDP port on {} in {low}-{high}", addr.ip()))
+}

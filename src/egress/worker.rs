@@ -1,0 +1,583 @@
+//! The egress loop: one task that owns the UDP sockets, the timers and every viewer on it.
+//! Frames from the hub wake it once; each viewer's packets then leave as one batch. Viewers
+//! are [`ViewerPeer`] state machines; HTTP handlers reach them through [`EgressLoop`]'s
+//! messages, so nothing here is shared behind a lock and nothing waits on one viewer.
+
+use crate::egress::candidates::LocalCandidate;
+use crate::egress::demux::{Demux, ViewerKey};
+use crate::egress::peer::{Connection, PeerEvent, Sent, ViewerPeer};
+use crate::egress::socket::EgressSocket;
+use crate::fanout::audio::AudioQueue;
+use crate::fanout::{Hubs, ViewerQueue};
+use crate::webrtc::api::PeerSettings;
+use crate::webrtc::offer::OfferSummary;
+use crate::webrtc::sdpfrag::SdpFrag;
+use crate::webrtc::session::{SessionError, ViewerStats};
+use crate::webrtc::totals::Totals;
+use bytes::BytesMut;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Datagrams received and not yet handled before more are dropped (viewers send little:
+/// checks, RTCP, DTLS).
+const INCOMING_QUEUE: usize = 4096;
+/// Bytes of media one viewer is given per pass of the loop: a keyframe, not a whole replayed
+/// GOP at once, so a burst neither floods the viewer's receive buffer nor holds up the other
+/// viewers; the rest goes in the next passes.
+const PASS_BYTES: u64 = 64 * 1024;
+/// Largest datagram read.
+const RECEIVE_BUFFER: usize = 2048;
+
+/// How a viewer ended, for the log.
+pub type EndReason = &'static str;
+
+/// What the HTTP side asks of the loop.
+enum Command {
+    Join {
+        offer: String,
+        wanted: OfferSummary,
+        stats: Arc<ViewerStats>,
+        reply: oneshot::Sender<Result<Joined, SessionError>>,
+    },
+    Candidates {
+        key: ViewerKey,
+        frag: SdpFrag,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Restart {
+        key: ViewerKey,
+        frag: SdpFrag,
+        reply: oneshot::Sender<Result<String, SessionError>>,
+    },
+    Leave {
+        key: ViewerKey,
+    },
+}
+
+/// A viewer the loop answered.
+pub struct Joined {
+    pub key: ViewerKey,
+    pub answer: String,
+    pub remote_ufrag: Option<String>,
+    pub has_video: bool,
+    pub has_audio: bool,
+    pub rtx: bool,
+    /// Resolves with the reason once the loop has let the viewer go.
+    pub ended: oneshot::Receiver<EndReason>,
+}
+
+/// The handle HTTP handlers and sessions hold.
+#[derive(Clone)]
+pub struct EgressLoop {
+    tx: mpsc::UnboundedSender<Command>,
+    candidates: Arc<Vec<LocalCandidate>>,
+}
+
+impl EgressLoop {
+    /// Binds `sockets` (already bound, kept for the daemon's life) and starts the loop.
+    pub fn start(
+        sockets: Vec<EgressSocket>,
+        candidates: Vec<LocalCandidate>,
+        settings: PeerSettings,
+        hubs: Hubs,
+        connect_timeout: Duration,
+        totals: Arc<Totals>,
+    ) -> EgressLoop {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming) = mpsc::channel(INCOMING_QUEUE);
+        let candidates = Arc::new(candidates);
+        let worker = Worker {
+            commands: rx,
+            incoming,
+            media: Arc::new(Notify::new()),
+            sockets: Vec::new(),
+            candidates: Arc::clone(&candidates),
+            settings,
+            hubs,
+            connect_timeout,
+            totals,
+            viewers: HashMap::new(),
+            demux: Demux::default(),
+            timers: BinaryHeap::new(),
+            next_key: 1,
+        };
+        let mut worker = worker;
+        for socket in sockets {
+            tokio::spawn(receive(socket.local_addr(), socket.reader(), incoming_tx.clone()));
+            worker.sockets.push(socket);
+        }
+        tokio::spawn(worker.run());
+        EgressLoop { tx, candidates }
+    }
+
+    /// The candidates every viewer is answered with.
+    pub fn candidates(&self) -> &[LocalCandidate] {
+        &self.candidates
+    }
+
+    pub async fn join(
+        &self,
+        offer: String,
+        wanted: OfferSummary,
+        stats: Arc<ViewerStats>,
+    ) -> Result<Joined, SessionError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Join {
+            offer,
+            wanted,
+            stats,
+            reply,
+        })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    pub async fn add_candidates(&self, key: ViewerKey, frag: SdpFrag) -> Result<(), SessionError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Candidates { key, frag, reply })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    pub async fn restart_ice(&self, key: ViewerKey, frag: SdpFrag) -> Result<String, SessionError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Restart { key, frag, reply })?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Lets the viewer go; its `ended` resolves once it has.
+    pub fn leave(&self, key: ViewerKey) {
+        let _ = self.tx.send(Command::Leave { key });
+    }
+
+    fn send(&self, command: Command) -> Result<(), SessionError> {
+        self.tx.send(command).map_err(|_| gone())
+    }
+}
+
+fn gone() -> SessionError {
+    SessionError::Setup("the egress loop has stopped".to_owned())
+}
+
+/// Reads one socket and hands its datagrams to the loop; a full loop drops them, as a full
+/// socket buffer would.
+async fn receive(
+    local: SocketAddr,
+    reader: Arc<tokio::net::UdpSocket>,
+    incoming: mpsc::Sender<(SocketAddr, SocketAddr, BytesMut)>,
+) {
+    let mut buf = vec![0u8; RECEIVE_BUFFER];
+    loop {
+        match reader.recv_from(&mut buf).await {
+            Ok((len, remote)) => {
+                let datagram = BytesMut::from(&buf[..len]);
+                if let Err(mpsc::error::TrySendError::Closed(_)) =
+                    incoming.try_send((local, remote, datagram))
+                {
+                    return;
+                }
+            }
+            // ICMP errors from viewers that left surface here on Linux; keep reading.
+            Err(err) => {
+                tracing::trace!(%local, "UDP receive: {err}");
+                if incoming.is_closed() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Viewer {
+    peer: ViewerPeer,
+    stats: Arc<ViewerStats>,
+    joined: Instant,
+    connect_deadline: Option<Instant>,
+    /// The deadline last put on the timer heap for this viewer.
+    scheduled: Option<Instant>,
+    video: Option<ViewerQueue>,
+    audio: Option<AudioQueue>,
+    ended: Option<oneshot::Sender<EndReason>>,
+}
+
+struct Worker {
+    commands: mpsc::UnboundedReceiver<Command>,
+    incoming: mpsc::Receiver<(SocketAddr, SocketAddr, BytesMut)>,
+    /// Woken by the hubs when a viewer's queue has media.
+    media: Arc<Notify>,
+    sockets: Vec<EgressSocket>,
+    candidates: Arc<Vec<LocalCandidate>>,
+    settings: PeerSettings,
+    hubs: Hubs,
+    connect_timeout: Duration,
+    totals: Arc<Totals>,
+    viewers: HashMap<ViewerKey, Viewer>,
+    demux: Demux,
+    /// Viewer deadlines; an entry that no longer matches its viewer's `scheduled` is stale.
+    timers: BinaryHeap<Reverse<(Instant, ViewerKey)>>,
+    next_key: ViewerKey,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                _ = self.media.notified() => self.on_media().await,
+                Some((local, remote, datagram)) = self.incoming.recv() => {
+                    self.on_datagram(local, remote, datagram);
+                    // Take whatever else has arrived before sending.
+                    while let Ok((local, remote, datagram)) = self.incoming.try_recv() {
+                        self.on_datagram(local, remote, datagram);
+                    }
+                }
+                _ = sleep_until(next_timer) => self.on_timers(),
+            }
+            self.flush().await;
+        }
+        let keys: Vec<ViewerKey> = self.viewers.keys().copied().collect();
+        for key in keys {
+            self.end(key, "shutting down");
+        }
+        self.flush().await;
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Join {
+                offer,
+                wanted,
+                stats,
+                reply,
+            } => {
+                let result = ViewerPeer::answer(now, &self.settings, offer, &wanted, &self.candidates);
+                let (peer, answer) = match result {
+                    Ok(answered) => answered,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                };
+                let key = self.next_key;
+                self.next_key += 1;
+                self.demux.add_ufrag(peer.ufrag(), key);
+                let (ended_tx, ended) = oneshot::channel();
+                let joined = Joined {
+                    key,
+                    answer,
+                    remote_ufrag: peer.remote_ufrag().map(str::to_owned),
+                    has_video: peer.has_video(),
+                    has_audio: peer.has_audio(),
+                    rtx: peer.rtx(),
+                    ended,
+                };
+                *stats.state.lock().unwrap() = Connection::Connecting.as_str();
+                self.viewers.insert(
+                    key,
+                    Viewer {
+                        peer,
+                        stats,
+                        joined: now,
+                        connect_deadline: Some(now + self.connect_timeout),
+                        scheduled: None,
+                        video: None,
+                        audio: None,
+                        ended: Some(ended_tx),
+                    },
+                );
+                if reply.send(Ok(joined)).is_err() {
+                    // The request went away while we answered: nobody will ever use this viewer.
+                    self.end(key, "the request was abandoned");
+                    return;
+                }
+                self.after(key);
+            }
+            Command::Candidates { key, frag, reply } => {
+                let result = match self.viewers.get_mut(&key) {
+                    Some(viewer) => viewer.peer.add_remote_candidates(&frag),
+                    None => Err(SessionError::Candidate("the session has ended".to_owned())),
+                };
+                let _ = reply.send(result);
+                self.after(key);
+            }
+            Command::Restart { key, frag, reply } => {
+                let candidates = Arc::clone(&self.candidates);
+                let result = match self.viewers.get_mut(&key) {
+                    Some(viewer) => viewer.peer.restart_ice(now, &frag, &candidates),
+                    None => Err(SessionError::Negotiation("the session has ended".to_owned())),
+                };
+                if result.is_ok()
+                    && let Some(viewer) = self.viewers.get(&key)
+                {
+                    self.demux.add_ufrag(viewer.peer.ufrag(), key);
+                    tracing::info!("ICE restarted");
+                }
+                let _ = reply.send(result);
+                self.after(key);
+            }
+            Command::Leave { key } => self.end(key, "closed by request"),
+        }
+    }
+
+    fn on_datagram(&mut self, local: SocketAddr, remote: SocketAddr, datagram: BytesMut) {
+        let Some(key) = self.demux.route(local, remote, &datagram) else {
+            tracing::trace!(%local, %remote, "datagram for no viewer");
+            return;
+        };
+        let Some(viewer) = self.viewers.get_mut(&key) else {
+            return;
+        };
+        viewer
+            .peer
+            .handle_datagram(Instant::now(), local, remote, datagram);
+        self.after(key);
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(viewer) = self.viewers.get_mut(&key) else {
+                continue;
+            };
+            if viewer.scheduled != Some(at) {
+                continue;
+            }
+            viewer.scheduled = None;
+            if viewer.connect_deadline.is_some_and(|deadline| deadline <= now) {
+                self.end(key, "never connected");
+                continue;
+            }
+            viewer.peer.handle_timeout(now);
+            self.after(key);
+        }
+    }
+
+    /// Every viewer with media queued sends it now, frame by frame.
+    async fn on_media(&mut self) {
+        let now = Instant::now();
+        let mut more = false;
+        let keys: Vec<ViewerKey> = self
+            .viewers
+            .iter()
+            .filter(|(_, viewer)| viewer.video.is_some() || viewer.audio.is_some())
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            let Some(viewer) = self.viewers.get_mut(&key) else {
+                continue;
+            };
+            let mut gone = false;
+            let mut video_sent = Sent::default();
+            let mut frames = 0u64;
+            if let Some(queue) = viewer.video.as_mut() {
+                loop {
+                    if video_sent.bytes >= PASS_BYTES {
+                        more = true;
+                        break;
+                    }
+                    match queue.try_next_frame() {
+                        Ok(Some(queued)) => {
+                            let sent = viewer.peer.send_frame(now, &queued);
+                            video_sent.packets += sent.packets;
+                            video_sent.bytes += sent.bytes;
+                            video_sent.refused += sent.refused;
+                            frames += 1;
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            gone = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            let mut audio_sent = Sent::default();
+            if let Some(queue) = viewer.audio.as_mut() {
+                loop {
+                    match queue.try_next_packet() {
+                        Ok(Some(packet)) => {
+                            let sent = viewer.peer.send_audio(now, &packet);
+                            audio_sent.packets += sent.packets;
+                            audio_sent.bytes += sent.bytes;
+                            audio_sent.refused += sent.refused;
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            gone = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            let stats = &viewer.stats;
+            if frames > 0 {
+                stats.packets_sent.fetch_add(video_sent.packets, Ordering::Relaxed);
+                stats.bytes_sent.fetch_add(video_sent.bytes, Ordering::Relaxed);
+                if stats.frames_sent.fetch_add(frames, Ordering::Relaxed) == 0 {
+                    *stats.first_frame_after.lock().unwrap() = Some(viewer.joined.elapsed());
+                }
+                Totals::add(&self.totals.video_packets, video_sent.packets);
+                Totals::add(&self.totals.bytes, video_sent.bytes);
+            }
+            if audio_sent.packets > 0 {
+                stats
+                    .audio_packets_sent
+                    .fetch_add(audio_sent.packets, Ordering::Relaxed);
+                stats.bytes_sent.fetch_add(audio_sent.bytes, Ordering::Relaxed);
+                Totals::add(&self.totals.audio_packets, audio_sent.packets);
+                Totals::add(&self.totals.bytes, audio_sent.bytes);
+            }
+            let refused = video_sent.refused + audio_sent.refused;
+            if refused > 0 {
+                stats.send_errors.fetch_add(refused, Ordering::Relaxed);
+            }
+            if gone {
+                self.end(key, "left the hub");
+                continue;
+            }
+            self.after(key);
+            // This viewer's frame leaves now, before the next viewer's is made.
+            self.flush().await;
+        }
+        if more {
+            // Back after whatever else is waiting (and after the viewers' sockets drained).
+            tokio::task::yield_now().await;
+            self.media.notify_one();
+        }
+    }
+
+    /// Takes what a viewer produced after an input: datagrams into the socket queues, events
+    /// into its status, and its next deadline onto the timer heap.
+    fn after(&mut self, key: ViewerKey) {
+        let Some(viewer) = self.viewers.get_mut(&key) else {
+            return;
+        };
+        while let Some(transmit) = viewer.peer.poll_transmit() {
+            self.demux.learn(transmit.local, transmit.remote, key);
+            queue(&mut self.sockets, &transmit);
+        }
+        let mut ended = None;
+        while let Some(event) = viewer.peer.poll_event() {
+            match event {
+                PeerEvent::State(connection) => {
+                    *viewer.stats.state.lock().unwrap() = connection.as_str();
+                    match connection {
+                        Connection::Connected if viewer.connect_deadline.take().is_some() => {
+                            let pair = viewer.peer.candidate_pair();
+                            tracing::info!(pair = pair.as_deref().unwrap_or("?"), "viewer connected");
+                            *viewer.stats.candidate_pair.lock().unwrap() = pair;
+                            if viewer.peer.has_video() {
+                                let queue = self.hubs.video.subscribe_waking(Some(Arc::clone(&self.media)));
+                                *viewer.stats.frames_dropped.lock().unwrap() = Some(queue.dropped());
+                                viewer.video = Some(queue);
+                            }
+                            if viewer.peer.has_audio() {
+                                let queue = self.hubs.audio.subscribe_waking(Some(Arc::clone(&self.media)));
+                                *viewer.stats.audio_dropped.lock().unwrap() = Some(queue.dropped());
+                                viewer.audio = Some(queue);
+                            }
+                        }
+                        Connection::Failed => ended = Some("connection failed"),
+                        Connection::Closed => ended = Some("connection closed"),
+                        _ => {}
+                    }
+                }
+                PeerEvent::Feedback(feedback) => {
+                    let stats = &viewer.stats;
+                    stats
+                        .nacked_packets
+                        .fetch_add(feedback.nacked_packets, Ordering::Relaxed);
+                    if let Some(report) = feedback.report {
+                        *stats.last_report.lock().unwrap() = Some(report);
+                    }
+                    if feedback.wants_keyframe {
+                        stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                        // Without an encoder to ask, the viewer gets the cached GOP again.
+                        let replayed = viewer
+                            .video
+                            .as_mut()
+                            .is_some_and(|queue| self.hubs.video.replay_for(queue, Instant::now()));
+                        if replayed {
+                            self.media.notify_one();
+                        } else {
+                            self.hubs.video.request_keyframe();
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(reason) = ended {
+            self.end(key, reason);
+            return;
+        }
+        let deadline = match (viewer.peer.poll_timeout(), viewer.connect_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if deadline != viewer.scheduled {
+            viewer.scheduled = deadline;
+            if let Some(at) = deadline {
+                self.timers.push(Reverse((at, key)));
+            }
+        }
+    }
+
+    /// Lets a viewer go: its connection closed (the close alert still leaves), its place on
+    /// the hubs and every path to it forgotten.
+    fn end(&mut self, key: ViewerKey, reason: EndReason) {
+        let Some(mut viewer) = self.viewers.remove(&key) else {
+            return;
+        };
+        viewer.peer.close();
+        while let Some(transmit) = viewer.peer.poll_transmit() {
+            queue(&mut self.sockets, &transmit);
+        }
+        *viewer.stats.state.lock().unwrap() = Connection::Closed.as_str();
+        self.demux.forget(key);
+        if let Some(ended) = viewer.ended.take() {
+            let _ = ended.send(reason);
+        }
+    }
+
+    async fn flush(&mut self) {
+        for socket in &mut self.sockets {
+            if socket.has_queued() {
+                let flushed = socket.flush().await;
+                if flushed.dropped > 0 {
+                    tracing::debug!(dropped = flushed.dropped, "datagrams not sent");
+                }
+            }
+        }
+    }
+}
+
+/// Queues a viewer's datagram on the socket it names.
+fn queue(sockets: &mut [EgressSocket], transmit: &crate::egress::peer::Transmit) {
+    match sockets
+        .iter_mut()
+        .find(|socket| socket.local_addr() == transmit.local)
+    {
+        Some(socket) => socket.queue(transmit.remote, &transmit.bytes),
+        None => tracing::debug!(local = %transmit.local, "a datagram from no socket of ours"),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
