@@ -12,7 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 pub enum Kind {
     Host,
     /// Reached at `addr` through a NAT; `base` is the socket behind it.
-    ServerReflexive { base: SocketAddr },
+    ServerReflexive {
+        base: SocketAddr,
+    },
 }
 
 /// One local candidate: where viewers send, and through which socket it arrives.
@@ -133,9 +135,16 @@ mod tests {
     #[test]
     fn a_socket_is_a_host_candidate() {
         let candidates = gather(&[addr("192.168.1.5:40000")], &[], &[]);
-        assert_eq!(candidates, vec![LocalCandidate::host(addr("192.168.1.5:40000"))]);
+        assert_eq!(
+            candidates,
+            vec![LocalCandidate::host(addr("192.168.1.5:40000"))]
+        );
         let init = candidates[0].to_init().unwrap();
-        assert!(init.candidate.contains("192.168.1.5 40000 typ host"), "{}", init.candidate);
+        assert!(
+            init.candidate.contains("192.168.1.5 40000 typ host"),
+            "{}",
+            init.candidate
+        );
     }
 
     #[test]
@@ -155,7 +164,8 @@ mod tests {
         assert_eq!(candidates[0].base(), addr("10.0.0.2:40000"));
         let init = candidates[0].to_init().unwrap();
         assert!(
-            init.candidate.contains("203.0.113.7 40000 typ srflx raddr 10.0.0.2 rport 40000"),
+            init.candidate
+                .contains("203.0.113.7 40000 typ srflx raddr 10.0.0.2 rport 40000"),
             "{}",
             init.candidate
         );
@@ -174,15 +184,24 @@ mod tests {
 
     #[test]
     fn the_wildcard_is_every_interface_but_loopback() {
-        let interfaces: Vec<IpAddr> = ["127.0.0.1", "192.168.1.5", "10.8.0.1", "fe80::1", "2001:db8::5"]
-            .iter()
-            .map(|ip| ip.parse().unwrap())
-            .collect();
+        let interfaces: Vec<IpAddr> = [
+            "127.0.0.1",
+            "192.168.1.5",
+            "10.8.0.1",
+            "fe80::1",
+            "2001:db8::5",
+        ]
+        .iter()
+        .map(|ip| ip.parse().unwrap())
+        .collect();
         assert_eq!(
             expand(addr("0.0.0.0:0"), &interfaces),
             vec![addr("192.168.1.5:0"), addr("10.8.0.1:0")]
         );
-        assert_eq!(expand(addr("[::]:5000"), &interfaces), vec![addr("[2001:db8::5]:5000")]);
+        assert_eq!(
+            expand(addr("[::]:5000"), &interfaces),
+            vec![addr("[2001:db8::5]:5000")]
+        );
         assert_eq!(
             expand(addr("127.0.0.1:0"), &interfaces),
             vec![addr("127.0.0.1:0")]

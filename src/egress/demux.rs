@@ -34,7 +34,12 @@ impl Demux {
     }
 
     /// The viewer a datagram is for, learning the path from an ICE check that names one.
-    pub fn route(&mut self, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) -> Option<ViewerKey> {
+    pub fn route(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+    ) -> Option<ViewerKey> {
         if let Some(username) = binding_request_username(datagram) {
             let ufrag = username.split(':').next().unwrap_or_default();
             if let Some(&viewer) = self.by_ufrag.get(ufrag) {
@@ -111,10 +116,18 @@ mod tests {
     fn reads_the_username_of_a_binding_request_only() {
         assert_eq!(binding_request_username(&check("abc:xyz")), Some("abc:xyz"));
         let mut response = check("abc:xyz");
-        response[1] = 0x01; // 0x0101, a success response
+        response[0] = 0x01; // 0x0101, a success response
         assert_eq!(binding_request_username(&response), None);
-        assert_eq!(binding_request_username(&[0x80; 40]), None, "RTP is not STUN");
-        assert_eq!(binding_request_username(&check("abc:xyz")[..22]), None, "truncated");
+        assert_eq!(
+            binding_request_username(&[0x80; 40]),
+            None,
+            "RTP is not STUN"
+        );
+        assert_eq!(
+            binding_request_username(&check("abc:xyz")[..22]),
+            None,
+            "truncated"
+        );
         assert_eq!(binding_request_username(&[]), None);
     }
 
@@ -124,10 +137,20 @@ mod tests {
         let mut demux = Demux::default();
         demux.add_ufrag("ufragA", 1);
         demux.add_ufrag("ufragB", 2);
-        assert_eq!(demux.route(local, browser, b"\x16dtls"), None, "unknown path");
-        assert_eq!(demux.route(local, browser, &check("ufragB:theirs")), Some(2));
+        assert_eq!(
+            demux.route(local, browser, b"\x16dtls"),
+            None,
+            "unknown path"
+        );
+        assert_eq!(
+            demux.route(local, browser, &check("ufragB:theirs")),
+            Some(2)
+        );
         assert_eq!(demux.route(local, browser, b"\x16dtls"), Some(2));
-        assert_eq!(demux.route(local, addr("10.0.0.9:51001"), b"\x16dtls"), None);
+        assert_eq!(
+            demux.route(local, addr("10.0.0.9:51001"), b"\x16dtls"),
+            None
+        );
     }
 
     #[test]

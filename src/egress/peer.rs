@@ -23,10 +23,10 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::VecDeque;
@@ -118,9 +118,8 @@ impl ViewerPeer {
         wanted: &OfferSummary,
         candidates: &[LocalCandidate],
     ) -> Result<(ViewerPeer, String), SessionError> {
-        let ufrag = random_ice_string(16);
+        // ICE credentials are the stack's own (random, and new ones on a restart).
         let setting_engine = SettingEngineBuilder::new()
-            .with_ice_credentials(ufrag.clone(), random_ice_string(32))
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .with_ice_timeouts(
                 Some(settings.ice_disconnected_timeout),
@@ -137,8 +136,7 @@ impl ViewerPeer {
             .build(now)
             .map_err(setup)?;
         let offer = RTCSessionDescription::offer(offer).map_err(negotiation)?;
-        pc.set_remote_description(now, offer)
-            .map_err(negotiation)?;
+        pc.set_remote_description(now, offer).map_err(negotiation)?;
         // One stream id for both tracks: browsers align sound and picture within a stream.
         let stream_id = format!("fieldcast-{:032x}", rand::random::<u128>());
         let video = if wanted.video() {
@@ -178,6 +176,8 @@ impl ViewerPeer {
             .local_description()
             .ok_or_else(|| SessionError::Setup("no local description".to_owned()))?
             .sdp;
+        let ufrag = ice_ufrag(&answer)
+            .ok_or_else(|| SessionError::Setup("the answer has no ICE credentials".to_owned()))?;
         let remote_ufrag = pc
             .remote_description()
             .and_then(|offer| ice_ufrag(&offer.sdp));
@@ -372,9 +372,7 @@ impl ViewerPeer {
             }
         }
         let answer = self.pc.create_answer(None).map_err(setup)?;
-        self.pc
-            .set_local_description(now, answer)
-            .map_err(setup)?;
+        self.pc.set_local_description(now, answer).map_err(setup)?;
         let local = self
             .pc
             .local_description()
@@ -393,7 +391,10 @@ impl ViewerPeer {
     pub fn candidate_pair(&mut self) -> Option<String> {
         let sender = self.video.as_ref().or(self.audio.as_ref())?.sender;
         let sender = self.pc.rtp_sender(sender)?;
-        let pair = sender.transport()?.ice_transport().get_selected_candidate_pair()?;
+        let pair = sender
+            .transport()?
+            .ice_transport()
+            .get_selected_candidate_pair()?;
         Some(format!(
             "{} -> {} ({})",
             pair.local().typ,
@@ -521,15 +522,6 @@ pub fn ice_ufrag(sdp: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// ICE credentials: letters and digits only (RFC 8839 allows `ice-char`s; these need no
-/// escaping anywhere).
-fn random_ice_string(len: usize) -> String {
-    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    (0..len)
-        .map(|_| CHARS[rand::random_range(0..CHARS.len())] as char)
-        .collect()
-}
-
 /// The viewer's description was refused: the client's fault (400).
 fn negotiation(e: rtc::shared::error::Error) -> SessionError {
     SessionError::Negotiation(e.to_string())
@@ -539,3 +531,7 @@ fn negotiation(e: rtc::shared::error::Error) -> SessionError {
 fn setup(e: impl std::fmt::Display) -> SessionError {
     SessionError::Setup(e.to_string())
 }
+
+#[cfg(test)]
+#[path = "peer_tests.rs"]
+mod tests;

@@ -121,7 +121,8 @@ impl EgressSocket {
     async fn send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         let attempt = || {
             self.socket.try_io(Interest::WRITABLE, || {
-                self.state.try_send(UdpSockRef::from(&*self.socket), transmit)
+                self.state
+                    .try_send(UdpSockRef::from(&*self.socket), transmit)
             })
         };
         match attempt() {

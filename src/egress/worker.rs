@@ -108,7 +108,11 @@ impl EgressLoop {
         };
         let mut worker = worker;
         for socket in sockets {
-            tokio::spawn(receive(socket.local_addr(), socket.reader(), incoming_tx.clone()));
+            tokio::spawn(receive(
+                socket.local_addr(),
+                socket.reader(),
+                incoming_tx.clone(),
+            ));
             worker.sockets.push(socket);
         }
         tokio::spawn(worker.run());
@@ -259,7 +263,8 @@ impl Worker {
                 stats,
                 reply,
             } => {
-                let result = ViewerPeer::answer(now, &self.settings, offer, &wanted, &self.candidates);
+                let result =
+                    ViewerPeer::answer(now, &self.settings, offer, &wanted, &self.candidates);
                 let (peer, answer) = match result {
                     Ok(answered) => answered,
                     Err(e) => {
@@ -313,7 +318,9 @@ impl Worker {
                 let candidates = Arc::clone(&self.candidates);
                 let result = match self.viewers.get_mut(&key) {
                     Some(viewer) => viewer.peer.restart_ice(now, &frag, &candidates),
-                    None => Err(SessionError::Negotiation("the session has ended".to_owned())),
+                    None => Err(SessionError::Negotiation(
+                        "the session has ended".to_owned(),
+                    )),
                 };
                 if result.is_ok()
                     && let Some(viewer) = self.viewers.get(&key)
@@ -356,7 +363,10 @@ impl Worker {
                 continue;
             }
             viewer.scheduled = None;
-            if viewer.connect_deadline.is_some_and(|deadline| deadline <= now) {
+            if viewer
+                .connect_deadline
+                .is_some_and(|deadline| deadline <= now)
+            {
                 self.end(key, "never connected");
                 continue;
             }
@@ -424,8 +434,12 @@ impl Worker {
             }
             let stats = &viewer.stats;
             if frames > 0 {
-                stats.packets_sent.fetch_add(video_sent.packets, Ordering::Relaxed);
-                stats.bytes_sent.fetch_add(video_sent.bytes, Ordering::Relaxed);
+                stats
+                    .packets_sent
+                    .fetch_add(video_sent.packets, Ordering::Relaxed);
+                stats
+                    .bytes_sent
+                    .fetch_add(video_sent.bytes, Ordering::Relaxed);
                 if stats.frames_sent.fetch_add(frames, Ordering::Relaxed) == 0 {
                     *stats.first_frame_after.lock().unwrap() = Some(viewer.joined.elapsed());
                 }
@@ -436,7 +450,9 @@ impl Worker {
                 stats
                     .audio_packets_sent
                     .fetch_add(audio_sent.packets, Ordering::Relaxed);
-                stats.bytes_sent.fetch_add(audio_sent.bytes, Ordering::Relaxed);
+                stats
+                    .bytes_sent
+                    .fetch_add(audio_sent.bytes, Ordering::Relaxed);
                 Totals::add(&self.totals.audio_packets, audio_sent.packets);
                 Totals::add(&self.totals.bytes, audio_sent.bytes);
             }
@@ -477,15 +493,25 @@ impl Worker {
                     match connection {
                         Connection::Connected if viewer.connect_deadline.take().is_some() => {
                             let pair = viewer.peer.candidate_pair();
-                            tracing::info!(pair = pair.as_deref().unwrap_or("?"), "viewer connected");
+                            tracing::info!(
+                                pair = pair.as_deref().unwrap_or("?"),
+                                "viewer connected"
+                            );
                             *viewer.stats.candidate_pair.lock().unwrap() = pair;
                             if viewer.peer.has_video() {
-                                let queue = self.hubs.video.subscribe_waking(Some(Arc::clone(&self.media)));
-                                *viewer.stats.frames_dropped.lock().unwrap() = Some(queue.dropped());
+                                let queue = self
+                                    .hubs
+                                    .video
+                                    .subscribe_waking(Some(Arc::clone(&self.media)));
+                                *viewer.stats.frames_dropped.lock().unwrap() =
+                                    Some(queue.dropped());
                                 viewer.video = Some(queue);
                             }
                             if viewer.peer.has_audio() {
-                                let queue = self.hubs.audio.subscribe_waking(Some(Arc::clone(&self.media)));
+                                let queue = self
+                                    .hubs
+                                    .audio
+                                    .subscribe_waking(Some(Arc::clone(&self.media)));
                                 *viewer.stats.audio_dropped.lock().unwrap() = Some(queue.dropped());
                                 viewer.audio = Some(queue);
                             }

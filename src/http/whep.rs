@@ -151,17 +151,16 @@ pub async fn create(
         .begin(viewers, connecting, targets, stream_kbps)?;
     // TURN credentials made for this viewer, used by our side and handed to theirs.
     let settings = state.peer_settings.for_viewer(std::time::SystemTime::now());
-    let (session, stream, answer) =
-        ViewerSession::negotiate(
-            &settings,
-            state.registry.egress(),
-            offer,
-            &wanted,
-            Some(remote),
-            credential,
-        )
-            .await
-            .map_err(session_error)?;
+    let (session, stream, answer) = ViewerSession::negotiate(
+        &settings,
+        state.registry.egress(),
+        offer,
+        &wanted,
+        Some(remote),
+        credential,
+    )
+    .await
+    .map_err(session_error)?;
     tracing::info!(viewer = %session.id, %remote, "viewer joining");
     let location = format!("/whep/{}", session.id);
     let etag = session.etag();

@@ -1,6 +1,8 @@
 //! One viewer: its PeerConnection, its queue on the hub, and the task that turns shared
 //! frames into its own RTP stream and reads its RTCP.
 
+use crate::egress::demux::ViewerKey;
+use crate::egress::worker::{EgressLoop, EndReason};
 use crate::fanout::audio::{AudioPacket, AudioQueue};
 use crate::fanout::{FanoutHub, Hubs, Queued, ViewerQueue};
 use crate::http::access::Credential;
@@ -18,8 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, oneshot, watch};
-use crate::egress::demux::ViewerKey;
-use crate::egress::worker::{EgressLoop, EndReason};
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState,
@@ -235,7 +235,9 @@ impl ViewerSession {
         credential: Credential,
     ) -> Result<(Arc<ViewerSession>, ViewerStream, String), SessionError> {
         let stats = Arc::new(ViewerStats::default());
-        let joined = egress.join(offer, wanted.clone(), Arc::clone(&stats)).await?;
+        let joined = egress
+            .join(offer, wanted.clone(), Arc::clone(&stats))
+            .await?;
         let session = Arc::new(ViewerSession {
             id: random_token(),
             etag: Mutex::new(new_etag()),
@@ -254,14 +256,20 @@ impl ViewerSession {
             rtx: joined.rtx,
             credential,
         });
-        Ok((session, ViewerStream(Stream::Loop(joined.ended)), joined.answer))
+        Ok((
+            session,
+            ViewerStream(Stream::Loop(joined.ended)),
+            joined.answer,
+        ))
     }
 
     /// The session's PeerConnection, on the path that has one.
     fn peer(&self) -> Result<&Arc<dyn PeerConnection>, SessionError> {
         match &self.link {
             Link::Peer(peer) => Ok(peer),
-            Link::Loop { .. } => Err(SessionError::Setup("no PeerConnection of its own".to_owned())),
+            Link::Loop { .. } => Err(SessionError::Setup(
+                "no PeerConnection of its own".to_owned(),
+            )),
         }
     }
 
@@ -509,7 +517,14 @@ impl ViewerSession {
         totals: Arc<Totals>,
     ) {
         let (mut video, mut audio, mut events) = match (stream.0, &self.link) {
-            (Stream::Peer { video, audio, events }, Link::Peer(_)) => (video, audio, events),
+            (
+                Stream::Peer {
+                    video,
+                    audio,
+                    events,
+                },
+                Link::Peer(_),
+            ) => (video, audio, events),
             (Stream::Loop(mut ended), Link::Loop { egress, key, .. }) => {
                 let reason = tokio::select! {
                     reason = &mut ended => reason.unwrap_or("the egress loop stopped"),
