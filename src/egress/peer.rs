@@ -120,7 +120,9 @@ impl ViewerPeer {
     ) -> Result<(ViewerPeer, String), SessionError> {
         // ICE credentials are the stack's own (random, and new ones on a restart).
         let setting_engine = SettingEngineBuilder::new()
-            .with_answering_dtls_role(RTCDtlsRole::Server)
+            // The DTLS client (RFC 5763's "active"): our handshake ends when the viewer's
+            // has, so no media leaves before the viewer can decrypt it.
+            .with_answering_dtls_role(RTCDtlsRole::Client)
             .with_ice_timeouts(
                 Some(settings.ice_disconnected_timeout),
                 Some(settings.ice_failed_timeout),
