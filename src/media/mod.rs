@@ -28,6 +28,10 @@ pub struct MediaSettings {
 
 pub const DEFAULT_PIPELINE: &str = "auto";
 
+/// No frame for this long means the pipeline is not producing: not live, not healthy, no
+/// watchdog ping.
+pub const HEALTHY_FRAME_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Default for MediaSettings {
     fn default() -> Self {
         Self {
