@@ -4,6 +4,7 @@ pub mod access;
 pub mod error;
 pub mod events;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod recordings;
 pub mod redirect;
@@ -90,7 +91,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(status::healthz))
         .route("/api/openapi.json", get(openapi::document))
-        .route("/metrics", get(crate::metrics::metrics))
+        .route("/metrics", get(metrics::metrics))
         .layer(DefaultBodyLimit::max(whep::MAX_BODY_BYTES))
         // A body that trickles in slower than this is abandoned (slowloris on the body).
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
