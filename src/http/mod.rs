@@ -16,7 +16,7 @@ pub mod viewer;
 pub mod whep;
 
 use crate::fanout::Hubs;
-use crate::media::pipeline::MediaPipeline;
+use crate::media::pipeline::{MediaPipeline, PipelineStatus};
 use crate::webrtc::api::PeerSettings;
 use crate::webrtc::registry::SessionRegistry;
 use axum::Router;
@@ -31,11 +31,30 @@ use tower_http::cors::{Any, CorsLayer};
 /// Longest a client may take to send a request body (an offer is a few KiB).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// What HTTP asks of the media pipeline. The daemon hands over its GStreamer pipeline; the
+/// router's own tests a fixed stand-in, so they run without one.
+pub trait PipelineView: Send + Sync {
+    /// State, preset, encoder, picture and sound, as status shows them.
+    fn status(&self) -> PipelineStatus;
+    /// The stream has sound: offers are answered with it and viewers cost more uplink.
+    fn has_audio(&self) -> bool;
+}
+
+impl PipelineView for MediaPipeline {
+    fn status(&self) -> PipelineStatus {
+        MediaPipeline::status(self)
+    }
+
+    fn has_audio(&self) -> bool {
+        MediaPipeline::has_audio(self)
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub registry: SessionRegistry,
     pub hubs: Hubs,
-    pub pipeline: MediaPipeline,
+    pub pipeline: Arc<dyn PipelineView>,
     pub peer_settings: Arc<PeerSettings>,
     pub title: Arc<str>,
     pub access: Arc<access::Access>,
