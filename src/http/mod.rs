@@ -11,6 +11,8 @@ pub mod redirect;
 pub mod serve;
 pub mod share;
 pub mod status;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 pub mod viewer;
 pub mod whep;
