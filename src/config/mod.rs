@@ -1,12 +1,12 @@
 //! Daemon settings: defaults in one place, then the file (`/etc/fieldcast/fieldcast.toml`),
 //! then `FIELDCAST_*` variables and flags, each overriding the one before.
 
-pub mod admin_token;
-pub mod file;
+pub(crate) mod admin_token;
+pub(crate) mod file;
 pub mod load;
-pub mod secrets;
-pub mod state_dir;
-pub mod validate;
+pub(crate) mod secrets;
+pub(crate) mod state_dir;
+pub(crate) mod validate;
 
 use crate::media::MediaSettings;
 use crate::webrtc::api::{IceServer, PeerSettings};

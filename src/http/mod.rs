@@ -1,21 +1,21 @@
 //! The HTTP face of fieldcast: WHEP signalling, the viewer page, status and health.
 
-pub mod access;
-pub mod error;
-pub mod events;
-pub mod limits;
-pub mod metrics;
+pub(crate) mod access;
+mod error;
+pub(crate) mod events;
+pub(crate) mod limits;
+mod metrics;
 pub mod openapi;
-pub mod recordings;
-pub mod redirect;
-pub mod serve;
-pub mod share;
-pub mod status;
+mod recordings;
+pub(crate) mod redirect;
+pub(crate) mod serve;
+mod share;
+mod status;
 #[cfg(test)]
 mod tests;
-pub mod tls;
-pub mod viewer;
-pub mod whep;
+pub(crate) mod tls;
+mod viewer;
+mod whep;
 
 use crate::fanout::Hubs;
 use crate::media::pipeline::{MediaPipeline, PipelineStatus};
@@ -35,7 +35,7 @@ const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What HTTP asks of the media pipeline. The daemon hands over its GStreamer pipeline; the
 /// router's own tests a fixed stand-in, so they run without one.
-pub trait PipelineView: Send + Sync {
+pub(crate) trait PipelineView: Send + Sync {
     /// State, preset, encoder, picture and sound, as status shows them.
     fn status(&self) -> PipelineStatus;
     /// The stream has sound: offers are answered with it and viewers cost more uplink.
@@ -53,7 +53,7 @@ impl PipelineView for MediaPipeline {
 }
 
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub registry: SessionRegistry,
     pub hubs: Hubs,
     pub pipeline: Arc<dyn PipelineView>,
@@ -70,7 +70,7 @@ pub struct AppState {
     pub recorder: crate::record::Recorder,
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     // Any origin may watch: a WHEP player on another page is a legitimate viewer.
     let cors = CorsLayer::new()
         .allow_origin(Any)

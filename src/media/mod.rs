@@ -1,21 +1,21 @@
 //! Media in: the GStreamer pipeline that captures and encodes once, and the pure RTP logic
 //! that turns its packets into frames.
 
-pub mod appsrc_push;
+pub(crate) mod appsrc_push;
 pub mod audio;
-pub mod bus;
-pub mod capture_stamp;
-pub mod devices;
+pub(crate) mod bus;
+pub(crate) mod capture_stamp;
+pub(crate) mod devices;
 pub mod encoders;
 pub mod inventory;
-pub mod packages;
+pub(crate) mod packages;
 pub mod pipeline;
 pub mod presets;
 pub mod rtp;
 #[cfg(test)]
 mod rtp_props;
 pub mod rtp_timeline;
-pub mod sync_marks;
+pub(crate) mod sync_marks;
 
 /// What the pipeline is asked to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
