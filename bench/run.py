@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """fieldcast vs Janus, side by side, in one run.
 
-Builds fieldcast and the load client (`cargo bench --bench load`), records the test stream
-once (1280x720@30, x264 2 Mbit/s, IDR every 2 s, RTP pt 96), runs the client — which feeds
+Builds fieldcast and the load client (`cargo build --release -p fieldcast-load`), records the
+test stream once (1280x720@30, x264 2 Mbit/s, IDR every 2 s, RTP pt 96), runs the client — which feeds
 the same packets to both servers, starts them, joins N viewers to each and measures — then
 writes the report (BENCHMARKS.md and a plot).
 
@@ -49,13 +49,13 @@ def run(command, **kwargs):
 def build():
     run(["cargo", "build", "--release", "--bin", "fieldcast"])
     out = run(
-        ["cargo", "bench", "--bench", "load", "--no-run", "--message-format=json"],
+        ["cargo", "build", "--release", "-p", "fieldcast-load", "--message-format=json"],
         stdout=subprocess.PIPE,
         text=True,
     ).stdout
     for line in out.splitlines():
         message = json.loads(line)
-        if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "load":
+        if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "fieldcast-load":
             if message.get("executable"):
                 return Path(message["executable"])
     sys.exit("could not find the load client's executable in cargo's output")

@@ -7,8 +7,7 @@
 //! Run: `cargo bench --bench av_sync` (SECONDS=N to listen longer). Positive offsets mean the
 //! sound comes after the picture. Target: |offset| <= 45 ms.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use fieldcast_test_support as support;
 
 use std::time::{Duration, Instant};
 use support::{VIEWER_H264_PT, VIEWER_OPUS_PT, Wants, WhepViewer, base_url, start_daemon};

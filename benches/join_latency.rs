@@ -3,8 +3,7 @@
 //!
 //! Run: `cargo bench --bench join_latency` (JOINS=N to change the number of joins).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use fieldcast_test_support as support;
 
 use std::time::Duration;
 use support::{WhepViewer, base_url, start_daemon};

@@ -8,8 +8,7 @@
 //!
 //! Run: `cargo bench --bench status_traffic` (VIEWERS=200 WINDOW_S=30 by default).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use fieldcast_test_support as support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 "$(dirname "$0")/install-deps.sh" --test
 cargo build --release --locked
-cargo test --release --locked -- --test-threads=2
+cargo test --release --locked --workspace -- --test-threads=2
 (cd tests/browser && FIELDCAST_BIN="$PWD/../../target/release/fieldcast" npm test)
 # Latency must not creep: the soak for one minute (20 load viewers + a page), first vs last 20 s;
 # without sound, whose audio/video sync in Chromium moves the figure by tens of ms run to run.

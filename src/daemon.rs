@@ -202,7 +202,7 @@ pub async fn start(config: Config) -> Result<RunningDaemon, DaemonError> {
     let state = AppState {
         registry: registry.clone(),
         hubs,
-        pipeline: pipeline.clone(),
+        pipeline: Arc::new(pipeline.clone()),
         peer_settings: Arc::new(config.peer.clone()),
         title: Arc::from(config.title.as_str()),
         access: Arc::new(access),

@@ -1,21 +1,20 @@
-//! `GET /metrics`: counters and gauges in the Prometheus/OpenMetrics text format, read fresh
+//! Counters and gauges in the Prometheus/OpenMetrics text format (`GET /metrics`), read fresh
 //! from the hubs, the sessions, the pipeline and /proc at each scrape.
 
-use crate::http::AppState;
+use crate::fanout::HubStats;
+use crate::fanout::audio::AudioStats;
+use crate::media::pipeline::PipelineStatus;
+use crate::publish::state::TargetStatus;
+use crate::record::RecordStatus;
 use crate::webrtc::totals::Totals;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every architecture we run on.
 const TICKS_PER_SECOND: f64 = 100.0;
 
@@ -25,12 +24,30 @@ pub fn process_usage() -> Option<(f64, u64)> {
     Some((ticks as f64 / TICKS_PER_SECOND, rss_kib * 1024))
 }
 
-pub async fn render(state: &AppState) -> String {
-    let viewers = state.registry.list().await.len();
-    let video = state.hubs.video.stats(Instant::now());
-    let audio = state.hubs.audio.stats();
-    let pipeline = state.pipeline.status();
-    let totals = state.registry.totals();
+/// What one scrape reports, gathered at the moment of the scrape.
+pub struct Scrape<'a> {
+    /// Viewer sessions open now.
+    pub viewers: usize,
+    pub totals: &'a Totals,
+    pub video: HubStats,
+    pub audio: AudioStats,
+    pub pipeline: PipelineStatus,
+    pub keyframe_requests_sent: u64,
+    /// Viewers a full device sent to the overflow WHEP URL.
+    pub overflow_redirects: u64,
+    pub publish: Vec<TargetStatus>,
+    pub recording: RecordStatus,
+}
+
+pub fn render(scrape: &Scrape<'_>) -> String {
+    let Scrape {
+        viewers,
+        totals,
+        video,
+        audio,
+        pipeline,
+        ..
+    } = scrape;
 
     let mut registry = Registry::with_prefix("fieldcast");
     let counter = |r: &mut Registry, name: &str, help: &str, value: u64| {
@@ -43,7 +60,7 @@ pub async fn render(state: &AppState) -> String {
         &mut registry,
         "viewers",
         "Viewer sessions open now",
-        viewers as f64,
+        *viewers as f64,
     );
     counter(
         &mut registry,
@@ -103,7 +120,7 @@ pub async fn render(state: &AppState) -> String {
         &mut registry,
         "keyframe_requests",
         "Keyframe requests sent to the encoder",
-        state.keyframe_requests_sent.load(Ordering::Relaxed),
+        scrape.keyframe_requests_sent,
     );
     counter(
         &mut registry,
@@ -121,7 +138,7 @@ pub async fn render(state: &AppState) -> String {
         &mut registry,
         "overflow_redirects",
         "Viewers a full device sent to the overflow WHEP URL",
-        state.admission.redirected(),
+        scrape.overflow_redirects,
     );
     counter(
         &mut registry,
@@ -158,8 +175,8 @@ pub async fn render(state: &AppState) -> String {
             level,
         );
     }
-    register_publish(&mut registry, &state.publishers.status());
-    register_recording(&mut registry, &state.recorder.status());
+    register_publish(&mut registry, &scrape.publish);
+    register_recording(&mut registry, &scrape.recording);
     // The conventional process_* names, without the fieldcast_ prefix.
     let mut process = Registry::with_prefix("process");
     if let Some((cpu, rss)) = process_usage() {
@@ -186,7 +203,7 @@ pub async fn render(state: &AppState) -> String {
 }
 
 /// The recorder: writing or not, what it keeps, the room left, what it lost.
-fn register_recording(registry: &mut Registry, status: &crate::record::RecordStatus) {
+fn register_recording(registry: &mut Registry, status: &RecordStatus) {
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     let gauges = [
         (
@@ -233,7 +250,7 @@ fn register_recording(registry: &mut Registry, status: &crate::record::RecordSta
 }
 
 /// Per publish target, labelled with its name: up, bytes, frames dropped, reconnects.
-fn register_publish(registry: &mut Registry, targets: &[crate::publish::state::TargetStatus]) {
+fn register_publish(registry: &mut Registry, targets: &[TargetStatus]) {
     if targets.is_empty() {
         return;
     }
@@ -276,17 +293,6 @@ fn register_publish(registry: &mut Registry, targets: &[crate::publish::state::T
         "Connection attempts to the target, the first included",
         attempts,
     );
-}
-
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = state.access.require_admin(&headers) {
-        return e.into_response();
-    }
-    let mut response = render(&state).await.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    response
 }
 
 #[cfg(test)]

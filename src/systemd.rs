@@ -4,7 +4,7 @@
 //! `NOTIFY_SOCKET` (not under systemd) every call is a no-op.
 
 use crate::fanout::FanoutHub;
-use crate::http::status::HEALTHY_FRAME_AGE;
+use crate::media::HEALTHY_FRAME_AGE;
 use crate::media::pipeline::MediaPipeline;
 use sd_notify::NotifyState;
 use std::sync::Arc;

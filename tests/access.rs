@@ -1,7 +1,7 @@
 //! Tokens and limits against the real daemon: who may watch, who may look inside, and what
 //! happens when the stream is full. Every refusal is problem+json and leaves no session.
 
-mod support;
+use fieldcast_test_support as support;
 
 use reqwest::{Client, StatusCode};
 use std::time::Duration;

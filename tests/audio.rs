@@ -1,7 +1,7 @@
 //! Sound beside the picture: Opus from the pipeline reaches viewers that ask for it, decodes
 //! to something audible, and a viewer may take sound only, video only, or both.
 
-mod support;
+use fieldcast_test_support as support;
 
 use fieldcast::daemon;
 use fieldcast::media::PipelineError;

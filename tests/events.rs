@@ -1,7 +1,7 @@
 //! `/api/events` pushes live/offline and the viewer count to pages: the current summary at
 //! once, a new one within 2 s of a join or a leave, and nothing while nothing changes.
 
-mod support;
+use fieldcast_test_support as support;
 
 use std::time::{Duration, Instant};
 use support::{WhepViewer, base_url, start_daemon};

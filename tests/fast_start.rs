@@ -2,7 +2,7 @@
 //! GOP): a viewer joining mid-GOP, or one that lost its picture, is sent the frames since the
 //! last keyframe at once, complete and in order, on a timeline that then carries on live.
 
-mod support;
+use fieldcast_test_support as support;
 
 use fieldcast::daemon::RunningDaemon;
 use gstreamer as gst;

@@ -1,7 +1,7 @@
 //! What a careless or hostile client sends gets a clear problem+json answer, leaves nothing
 //! behind, and the daemon goes on serving real viewers.
 
-mod support;
+use fieldcast_test_support as support;
 
 use fieldcast::webrtc::api::IceServer;
 use reqwest::{Client, Response, StatusCode};

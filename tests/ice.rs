@@ -1,7 +1,7 @@
 //! Trickle ICE and ICE restart over WHEP PATCH (RFC 9725 §4.3–4.4) with a real viewer:
 //! the stream survives a restart, and a browser's mDNS candidate does no harm.
 
-mod support;
+use fieldcast_test_support as support;
 
 use fieldcast::webrtc::sdpfrag::{SdpFrag, restart_offer};
 use rtc::peer_connection::configuration::RTCOfferOptions;

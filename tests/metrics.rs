@@ -1,6 +1,6 @@
 //! /metrics parses as Prometheus text and its counters move when a viewer watches.
 
-mod support;
+use fieldcast_test_support as support;
 
 use std::time::Duration;
 use support::{TEST_ADMIN_TOKEN, WhepViewer, base_url, start_daemon};

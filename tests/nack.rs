@@ -2,7 +2,7 @@
 //! real daemon on the `test` pipeline, a real viewer whose own stack sends the NACKs, and a
 //! relay between them that loses packets.
 
-mod support;
+use fieldcast_test_support as support;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! daemon, answers with a documented status and content type, and the daemon serves the
 //! document itself.
 
-mod support;
+use fieldcast_test_support as support;
 
 use serde_json::Value;
 use support::{base_url, start_daemon};

@@ -1,7 +1,7 @@
 //! A full device sends new viewers to the overflow WHEP URL with a 307 (RFC 9725 allows the
 //! POST to be redirected); the redirected POST leaves nothing behind here.
 
-mod support;
+use fieldcast_test_support as support;
 
 use reqwest::StatusCode;
 use std::time::Duration;

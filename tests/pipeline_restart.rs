@@ -3,7 +3,7 @@
 //! numbers without a gap, timestamps that move on by the time that really passed although the
 //! new payloader starts its own elsewhere — and the new stream starts on a keyframe.
 
-mod support;
+use fieldcast_test_support as support;
 
 use fieldcast::media::rtp_timeline::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 use rtc::rtp;

@@ -3,7 +3,7 @@
 //! restart another's session; the admin token — made at first start when none is set —
 //! sees every session and may end any of them.
 
-mod support;
+use fieldcast_test_support as support;
 
 use reqwest::{Client, StatusCode};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! length that ffprobe reads as the encoder's H.264 plus Opus with nothing lost at the joins,
 //! a file that plays after kill -9, retention, and downloads with Range behind the admin token.
 
-mod support;
+use fieldcast_test_support as support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! between them that loses packets and sees the (unencrypted) RTP headers. Every resend
 //! leaves twice (`repeat_resends.rs`).
 
-mod support;
+use fieldcast_test_support as support;
 
 use fieldcast::webrtc::repeat_resends::{COPIES_PER_RESEND, COPY_AFTER};
 use std::collections::HashSet;

@@ -1,7 +1,7 @@
 //! The core path end to end: the real daemon on the `test` pipeline, real WebRTC viewers
 //! over loopback UDP.
 
-mod support;
+use fieldcast_test_support as support;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! HTTPS with a self-signed certificate, plain HTTP redirecting to it, and connections that
 //! dawdle over their headers being cut off.
 
-mod support;
+use fieldcast_test_support as support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

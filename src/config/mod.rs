@@ -1,18 +1,18 @@
 //! Daemon settings: defaults in one place, then the file (`/etc/fieldcast/fieldcast.toml`),
 //! then `FIELDCAST_*` variables and flags, each overriding the one before.
 
-pub mod admin_token;
-pub mod file;
+pub(crate) mod admin_token;
+pub(crate) mod file;
 pub mod load;
-pub mod secrets;
-pub mod state_dir;
-pub mod validate;
+pub(crate) mod secrets;
+pub(crate) mod state_dir;
+pub(crate) mod validate;
 
-use crate::http::tls::TlsSettings;
 use crate::media::MediaSettings;
 use crate::webrtc::api::{IceServer, PeerSettings};
 use secrets::AccessSettings;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -36,7 +36,7 @@ pub struct Config {
     pub limits: Limits,
     pub tls: TlsSettings,
     /// Where fieldcast keeps what it makes (the admin token); `None`: see [`state_dir`].
-    pub state_dir: Option<std::path::PathBuf>,
+    pub state_dir: Option<PathBuf>,
     /// Engines that get the same encode (`[[publish]]`, `--publish`).
     pub publish: Vec<crate::publish::PublishTarget>,
     /// Recording on the board (`[record]`, `--record`).
@@ -77,6 +77,31 @@ impl Default for Limits {
             overflow_url: None,
             overflow_page: None,
             uplink_mbps: None,
+        }
+    }
+}
+
+/// HTTPS (`[tls]`): a certificate and key from files, or a self-signed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Where HTTPS listens; `None` means no HTTPS.
+    pub listen: Option<SocketAddr>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Make a self-signed certificate when there is none at `cert`/`key` (or none given).
+    pub self_signed: bool,
+    /// With HTTPS on, the plain HTTP address only redirects to it.
+    pub redirect_http: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            cert: None,
+            key: None,
+            self_signed: false,
+            redirect_http: true,
         }
     }
 }

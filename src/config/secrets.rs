@@ -18,6 +18,16 @@ pub struct Tokens {
     pub admin: Option<String>,
 }
 
+/// The credential a session was created with; its PATCH and DELETE must show the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// No viewer tokens are configured.
+    Open,
+    /// The viewer token at this index (in [`Tokens::viewers`]).
+    Viewer(usize),
+    Admin,
+}
+
 /// Which key is wrong and why, without the token itself.
 pub type TokenProblem = (&'static str, String);
 

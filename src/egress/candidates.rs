@@ -48,7 +48,7 @@ impl LocalCandidate {
     }
 
     /// As the PeerConnection takes it.
-    pub fn to_init(&self) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
+    pub fn to_init(self) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
         let base_config = CandidateConfig {
             network: "udp".to_owned(),
             address: self.addr.ip().to_string(),

@@ -56,7 +56,8 @@ impl Demux {
         self.by_path.retain(|_, key| *key != viewer);
     }
 
-    /// Paths known, for tests and status.
+    /// Paths known.
+    #[cfg(test)]
     pub fn paths(&self) -> usize {
         self.by_path.len()
     }

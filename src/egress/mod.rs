@@ -7,11 +7,11 @@
 //! Data path: hub queues → [`worker`] (wakes once per frame) → [`peer`] (rewrite, SRTP) →
 //! [`socket`] (GSO batches) → viewers; [`demux`] routes what comes back.
 
-pub mod candidates;
-pub mod demux;
-pub mod peer;
-pub mod socket;
-pub mod worker;
+pub(crate) mod candidates;
+pub(crate) mod demux;
+pub(crate) mod peer;
+pub(crate) mod socket;
+pub(crate) mod worker;
 
 use crate::fanout::Hubs;
 use crate::webrtc::api::PeerSettings;

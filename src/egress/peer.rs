@@ -204,6 +204,7 @@ impl ViewerPeer {
         self.remote_ufrag.as_deref()
     }
 
+    #[cfg(test)]
     pub fn connection(&self) -> Connection {
         self.connection
     }

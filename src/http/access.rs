@@ -3,18 +3,9 @@
 //! bearer token. The admin token (there always is one) is needed for the admin page, the
 //! per-viewer details and `/metrics`, and may end or restart any viewer's session.
 
+use crate::config::secrets::Credential;
 use crate::http::error::ApiError;
 use axum::http::{HeaderMap, header};
-
-/// The credential a session was created with; its PATCH and DELETE must show the same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    /// No viewer tokens are configured.
-    Open,
-    /// The viewer token at this index.
-    Viewer(usize),
-    Admin,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {

@@ -5,7 +5,7 @@
 
 use crate::fanout::FanoutHub;
 use crate::http::AppState;
-use crate::http::status::HEALTHY_FRAME_AGE;
+use crate::media::HEALTHY_FRAME_AGE;
 use crate::webrtc::registry::SessionRegistry;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};

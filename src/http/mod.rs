@@ -1,21 +1,24 @@
 //! The HTTP face of fieldcast: WHEP signalling, the viewer page, status and health.
 
-pub mod access;
-pub mod error;
-pub mod events;
-pub mod limits;
+pub(crate) mod access;
+mod error;
+pub(crate) mod events;
+pub(crate) mod limits;
+mod metrics;
 pub mod openapi;
-pub mod recordings;
-pub mod redirect;
-pub mod serve;
-pub mod share;
-pub mod status;
-pub mod tls;
-pub mod viewer;
-pub mod whep;
+mod recordings;
+pub(crate) mod redirect;
+pub(crate) mod serve;
+mod share;
+mod status;
+#[cfg(test)]
+mod tests;
+pub(crate) mod tls;
+mod viewer;
+mod whep;
 
 use crate::fanout::Hubs;
-use crate::media::pipeline::MediaPipeline;
+use crate::media::pipeline::{MediaPipeline, PipelineStatus};
 use crate::webrtc::api::PeerSettings;
 use crate::webrtc::registry::SessionRegistry;
 use axum::Router;
@@ -30,11 +33,30 @@ use tower_http::cors::{Any, CorsLayer};
 /// Longest a client may take to send a request body (an offer is a few KiB).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// What HTTP asks of the media pipeline. The daemon hands over its GStreamer pipeline; the
+/// router's own tests a fixed stand-in, so they run without one.
+pub(crate) trait PipelineView: Send + Sync {
+    /// State, preset, encoder, picture and sound, as status shows them.
+    fn status(&self) -> PipelineStatus;
+    /// The stream has sound: offers are answered with it and viewers cost more uplink.
+    fn has_audio(&self) -> bool;
+}
+
+impl PipelineView for MediaPipeline {
+    fn status(&self) -> PipelineStatus {
+        MediaPipeline::status(self)
+    }
+
+    fn has_audio(&self) -> bool {
+        MediaPipeline::has_audio(self)
+    }
+}
+
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub registry: SessionRegistry,
     pub hubs: Hubs,
-    pub pipeline: MediaPipeline,
+    pub pipeline: Arc<dyn PipelineView>,
     pub peer_settings: Arc<PeerSettings>,
     pub title: Arc<str>,
     pub access: Arc<access::Access>,
@@ -48,7 +70,7 @@ pub struct AppState {
     pub recorder: crate::record::Recorder,
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     // Any origin may watch: a WHEP player on another page is a legitimate viewer.
     let cors = CorsLayer::new()
         .allow_origin(Any)
@@ -90,7 +112,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(status::healthz))
         .route("/api/openapi.json", get(openapi::document))
-        .route("/metrics", get(crate::metrics::metrics))
+        .route("/metrics", get(metrics::metrics))
         .layer(DefaultBodyLimit::max(whep::MAX_BODY_BYTES))
         // A body that trickles in slower than this is abandoned (slowloris on the body).
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

@@ -3,6 +3,7 @@
 use crate::fanout::JoinStart;
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::media::HEALTHY_FRAME_AGE;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -10,9 +11,6 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// No frame for this long means the pipeline is not producing.
-pub const HEALTHY_FRAME_AGE: Duration = Duration::from_secs(2);
 
 #[derive(Serialize)]
 struct StreamStatus {

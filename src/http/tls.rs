@@ -2,36 +2,12 @@
 //! kept when paths are given, so a browser's exception survives restarts). The SHA-256
 //! fingerprint is logged so a viewer can check what their browser shows.
 
+use crate::config::TlsSettings;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSettings {
-    /// Where HTTPS listens; `None` means no HTTPS.
-    pub listen: Option<SocketAddr>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    /// Make a self-signed certificate when there is none at `cert`/`key` (or none given).
-    pub self_signed: bool,
-    /// With HTTPS on, the plain HTTP address only redirects to it.
-    pub redirect_http: bool,
-}
-
-impl Default for TlsSettings {
-    fn default() -> Self {
-        Self {
-            listen: None,
-            cert: None,
-            key: None,
-            self_signed: false,
-            redirect_http: true,
-        }
-    }
-}
 
 pub struct Certificate {
     pub config: Arc<ServerConfig>,

@@ -21,6 +21,7 @@ const LUMA_WHITE: u8 = 235;
 const LUMA_BLACK: u8 = 16;
 /// Neutral chroma, so the blocks are grey whatever colour was under them.
 const CHROMA_GREY: u8 = 128;
+#[cfg(test)]
 const LUMA_THRESHOLD: u8 = (LUMA_WHITE as u16 / 2 + LUMA_BLACK as u16 / 2) as u8;
 
 const _: () = assert!(START_PATTERN.len() + VALUE_BITS as usize + CRC_BITS == BLOCKS);
@@ -60,7 +61,9 @@ pub fn encode(unix_ms: u64) -> [bool; BLOCKS] {
 }
 
 /// The stamped value (low [`VALUE_BITS`] bits of the capture time in ms), or `None` when the
-/// blocks do not start with the pattern or fail their checksum.
+/// blocks do not start with the pattern or fail their checksum. The reading side is here to
+/// check the writing side; pages read with `tests/browser/capture_stamp.mjs`.
+#[cfg(test)]
 pub fn decode(bits: &[bool; BLOCKS]) -> Option<u32> {
     let (start, rest) = bits.split_at(START_PATTERN.len());
     if start != START_PATTERN {
@@ -74,6 +77,7 @@ pub fn decode(bits: &[bool; BLOCKS]) -> Option<u32> {
 
 /// Milliseconds from the stamped `value` to wall-clock time `now_unix_ms`, through the
 /// wrap-around of the low bits; negative if the stamp is in the future.
+#[cfg(test)]
 pub fn elapsed_ms(value: u32, now_unix_ms: u64) -> i64 {
     let span = 1i64 << VALUE_BITS;
     let diff = ((now_unix_ms & VALUE_MASK) as i64 - i64::from(value)).rem_euclid(span);
@@ -123,6 +127,7 @@ pub fn paint_chroma(
 }
 
 /// Reads the blocks back from a luma plane by their centres, thresholding at mid grey.
+#[cfg(test)]
 pub fn read_luma(plane: &[u8], stride: usize, width: usize, height: usize) -> Option<u32> {
     let (side, top) = row_geometry(width, height)?;
     let mut bits = [false; BLOCKS];

@@ -1,21 +1,21 @@
 //! Media in: the GStreamer pipeline that captures and encodes once, and the pure RTP logic
 //! that turns its packets into frames.
 
-pub mod appsrc_push;
+pub(crate) mod appsrc_push;
 pub mod audio;
-pub mod bus;
-pub mod capture_stamp;
-pub mod devices;
+pub(crate) mod bus;
+pub(crate) mod capture_stamp;
+pub(crate) mod devices;
 pub mod encoders;
 pub mod inventory;
-pub mod packages;
+pub(crate) mod packages;
 pub mod pipeline;
 pub mod presets;
 pub mod rtp;
 #[cfg(test)]
 mod rtp_props;
 pub mod rtp_timeline;
-pub mod sync_marks;
+pub(crate) mod sync_marks;
 
 /// What the pipeline is asked to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,10 @@ pub struct MediaSettings {
 }
 
 pub const DEFAULT_PIPELINE: &str = "auto";
+
+/// No frame for this long means the pipeline is not producing: not live, not healthy, no
+/// watchdog ping.
+pub const HEALTHY_FRAME_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Default for MediaSettings {
     fn default() -> Self {

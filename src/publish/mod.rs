@@ -136,10 +136,6 @@ impl Publishers {
         self.running.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.running.is_empty()
-    }
-
     pub fn status(&self) -> Vec<TargetStatus> {
         self.running
             .iter()

@@ -101,10 +101,6 @@ impl TargetState {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn phase(&self) -> Phase {
-        self.lock().phase
-    }
-
     fn set_phase(inner: &mut Inner, phase: Phase) {
         if inner.phase != phase {
             inner.phase = phase;

@@ -1,11 +1,11 @@
 //! One viewer: its PeerConnection, its queue on the hub, and the task that turns shared
 //! frames into its own RTP stream and reads its RTCP.
 
+use crate::config::secrets::Credential;
 use crate::egress::demux::ViewerKey;
 use crate::egress::worker::{EgressLoop, EndReason};
 use crate::fanout::audio::{AudioPacket, AudioQueue};
 use crate::fanout::{FanoutHub, Hubs, Queued, ViewerQueue};
-use crate::http::access::Credential;
 use crate::webrtc::api::{PeerSettings, build_peer};
 use crate::webrtc::feedback;
 use crate::webrtc::frame_batch::Outbox;

@@ -6,10 +6,10 @@ import { waitFor } from "./fieldcast.mjs";
 
 const root = join(new URL(".", import.meta.url).pathname, "../..");
 
-/** Builds the load client if needed (cargo's bench profile) and returns its path. */
+/** Builds the load client if needed (release profile) and returns its path. */
 export function loadClientBinary() {
   if (process.env.FIELDCAST_LOAD_BIN) return process.env.FIELDCAST_LOAD_BIN;
-  const build = spawnSync("cargo", ["bench", "--bench", "load", "--no-run", "--message-format=json"], {
+  const build = spawnSync("cargo", ["build", "--release", "-p", "fieldcast-load", "--message-format=json"], {
     cwd: root,
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
@@ -19,7 +19,7 @@ export function loadClientBinary() {
   for (const line of build.stdout.split("\n")) {
     if (!line.startsWith("{")) continue;
     const message = JSON.parse(line);
-    if (message.reason === "compiler-artifact" && message.target?.name === "load" && message.executable) {
+    if (message.reason === "compiler-artifact" && message.target?.name === "fieldcast-load" && message.executable) {
       return message.executable;
     }
   }

@@ -1,6 +1,5 @@
 //! Test and benchmark helpers: the real daemon on loopback, and a real WHEP viewer built on
 //! the webrtc crate that records what it receives.
-#![allow(dead_code)]
 
 pub mod decode;
 pub mod lossy_relay;

@@ -3,7 +3,7 @@
 //!
 //! Usually run through `bench/run.py`, which builds everything, records the stream, runs this
 //! and writes BENCHMARKS.md. Directly:
-//! `cargo bench --bench load -- --stream target/bench/stream.rtp --viewers 1,10`
+//! `cargo run --release -p fieldcast-load -- --stream target/bench/stream.rtp --viewers 1,10`
 //! (`--help` for the rest). With `--watch URL` it only joins viewers to a running daemon and
 //! keeps them watching, as load beside another measurement.
 
