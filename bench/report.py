@@ -211,6 +211,22 @@ def markdown(data, others, plot, pinned):
               f"{ratio(f['packets_per_viewer_s'], j['packets_per_viewer_s'])} |")
         w("")
 
+    ab = [(n, by(rounds, "fieldcast", n), by(rounds, "fieldcast-connections", n)) for n in counts]
+    ab = [p for p in ab if p[1] and p[2]]
+    if ab:
+        w("## Egress A/B: the egress loop / a PeerConnection per viewer\n")
+        w("The same binary run twice, fed the same stream at the same moment: `fieldcast` is the "
+          "egress loop (the default), `fieldcast-connections` is `--egress connections`.\n")
+        w("| N | CPU per packet sent, loop / connections (µs) | loop / connections | latency p99, loop / connections (ms) | keyframes p99 (ms) | RSS (MiB) | steal, server CPU (%) |")
+        w("|---:|---:|---:|---:|---:|---:|---:|")
+        for n, l, c in ab:
+            steal = server_steal(data, l)
+            w(f"| {n} | {fmt(per_packet_us(l), 2)} / {fmt(per_packet_us(c), 2)} | {ratio(per_packet_us(l), per_packet_us(c))} | "
+              f"{fmt(l['latency_ms']['p99'], 2)} / {fmt(c['latency_ms']['p99'], 2)} | "
+              f"{fmt(l.get('keyframe_latency_ms', {}).get('p99'), 1)} / {fmt(c.get('keyframe_latency_ms', {}).get('p99'), 1)} | "
+              f"{fmt(l['rss_mib'])} / {fmt(c['rss_mib'])} | {fmt(steal, 0)} |")
+        w("")
+
     seq = data.get("sequential_joins", [])
     if seq:
         w("## Time to first frame, one viewer at a time\n")

@@ -146,6 +146,8 @@ def main():
     parser.add_argument("--cycles", type=int, help="join/leave cycles per server (full: 1000, quick: 20)")
     parser.add_argument("--runs", type=int, help="whole runs, one after another (full: 2, quick: 1)")
     parser.add_argument("--no-janus", action="store_true")
+    parser.add_argument("--ab", action="store_true",
+                        help="also measure fieldcast with a PeerConnection per viewer (egress A/B)")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and client to CPUs")
     parser.add_argument("--out-dir", type=Path, help="where results go")
@@ -207,15 +209,18 @@ def main():
     ]
     if no_janus:
         command.append("--no-janus")
+    if args.ab:
+        command.append("--ab")
     if pin:
         # Servers on CPU 1, the load client and feeder on CPU 0: neither steals the other's time.
         command = ["taskset", "-c", "0", *command, "--server-cpus", "1"]
     counts = [int(n) for n in settings["viewers"].split(",")]
-    rounds = len(counts) * (1 if no_janus else 2)
+    servers = 1 + (0 if no_janus else 1) + (1 if args.ab else 0)
+    rounds = len(counts) * servers
     budget = 120 + rounds * (settings["join_timeout"] + settings["settle"] + settings["window"] + settings["pause"] + 15)
-    budget += settings["joins"] * 4 * (1 if no_janus else 2)
+    budget += settings["joins"] * 4 * servers
     # Join/leave cycles: batches of 10, each well under 5 s.
-    budget += (settings["cycles"] // 10 + 1) * 5 * (1 if no_janus else 2)
+    budget += (settings["cycles"] // 10 + 1) * 5 * servers
     results = []
     for index in range(settings["runs"]):
         # The first run is the one reported in full; the others show how much figures move.

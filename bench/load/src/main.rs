@@ -32,6 +32,8 @@ use std::time::Duration;
 
 /// fieldcast's `rtp-in` preset listens here.
 const FIELDCAST_RTP_PORT: u16 = 5004;
+/// Where the second fieldcast of an A/B (`--ab`) takes the same feed.
+const CONNECTIONS_RTP_PORT: u16 = 5008;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,6 +54,10 @@ struct Args {
     /// Measure fieldcast only.
     #[arg(long)]
     no_janus: bool,
+    /// Also measure fieldcast with a PeerConnection per viewer (`--egress connections`),
+    /// fed the same stream at the same moment: an A/B of the two egress paths.
+    #[arg(long)]
+    ab: bool,
     /// Viewer counts, each joined all at once.
     #[arg(long, value_delimiter = ',', default_value = "1,10,50,100,200")]
     viewers: Vec<usize>,
@@ -154,7 +160,11 @@ struct Idle {
 
 async fn run(args: Args) -> Result<(), String> {
     std::fs::create_dir_all(&args.work_dir).map_err(|e| e.to_string())?;
-    for port in [FIELDCAST_RTP_PORT, args.janus_rtp_port] {
+    for port in [
+        FIELDCAST_RTP_PORT,
+        CONNECTIONS_RTP_PORT,
+        args.janus_rtp_port,
+    ] {
         // Another process on the port would take the feed, or half of it.
         std::net::UdpSocket::bind(("0.0.0.0", port)).map_err(|e| {
             format!("UDP port {port} is not free ({e}); is another fieldcast or Janus running?")
@@ -172,14 +182,14 @@ async fn run(args: Args) -> Result<(), String> {
         "packets_per_s": recording.packets as f64 / recording.duration().as_secs_f64(),
     });
     println!("stream: {stream}");
-    let feeder = Feeder::start(
-        recording,
-        vec![
-            SocketAddr::from(([127, 0, 0, 1], FIELDCAST_RTP_PORT)),
-            SocketAddr::from(([127, 0, 0, 1], args.janus_rtp_port)),
-        ],
-    )
-    .map_err(|e| format!("feeder: {e}"))?;
+    // One destination per server, in the order of `servers` below: the feeder keeps a frame
+    // clock per destination.
+    let mut destinations = vec![SocketAddr::from(([127, 0, 0, 1], FIELDCAST_RTP_PORT))];
+    if args.ab {
+        destinations.push(SocketAddr::from(([127, 0, 0, 1], CONNECTIONS_RTP_PORT)));
+    }
+    destinations.push(SocketAddr::from(([127, 0, 0, 1], args.janus_rtp_port)));
+    let feeder = Feeder::start(recording, destinations).map_err(|e| format!("feeder: {e}"))?;
 
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -191,6 +201,8 @@ async fn run(args: Args) -> Result<(), String> {
     servers.push(
         servers::start_fieldcast(
             FieldcastOptions {
+                kind: servers::Kind::Fieldcast,
+                rtp_port: FIELDCAST_RTP_PORT,
                 binary: &args.fieldcast_bin,
                 http_port: fieldcast_port,
                 work_dir: &args.work_dir,
@@ -200,6 +212,22 @@ async fn run(args: Args) -> Result<(), String> {
         )
         .await?,
     );
+    if args.ab {
+        servers.push(
+            servers::start_fieldcast(
+                FieldcastOptions {
+                    kind: servers::Kind::FieldcastConnections,
+                    rtp_port: CONNECTIONS_RTP_PORT,
+                    binary: &args.fieldcast_bin,
+                    http_port: free_port(0)?,
+                    work_dir: &args.work_dir,
+                    cpus,
+                },
+                &http,
+            )
+            .await?,
+        );
+    }
     let mut janus_note = None;
     if args.no_janus {
         janus_note = Some("not measured (--no-janus)".to_owned());
@@ -348,6 +376,7 @@ async fn run(args: Args) -> Result<(), String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         "janus": janus_note.unwrap_or_else(|| "measured".to_owned()),
+        "ab": args.ab,
         "server_cpus": args.server_cpus,
         "client_threads": args.client_threads,
         "srtp_profiles_offered": if args.any_srtp_profile { "all (server chooses)" } else { "AES-128-GCM only" },

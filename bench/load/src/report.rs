@@ -39,6 +39,13 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// Server CPU per RTP packet sent, in microseconds of one core.
+pub fn cpu_us_per_packet(r: &RoundResult) -> Option<f64> {
+    let packets_per_s = r.viewers as f64 * r.packets_per_viewer_s;
+    let cpu = r.cpu_pct?;
+    (packets_per_s > 0.0).then(|| cpu / 100.0 * 1e6 / packets_per_s)
+}
+
 pub fn print_table(results: &[RoundResult]) {
     println!(
         "\n{:<9} {:>4} {:>6} {:>8} {:>13} {:>7} {:>8} {:>7} {:>7} {:>9} {:>13} {:>7} {:>9}",
@@ -82,6 +89,37 @@ pub fn print_table(results: &[RoundResult]) {
     let find = |kind: Kind, n: usize| results.iter().find(|r| r.server == kind && r.viewers == n);
     let mut counts: Vec<usize> = results.iter().map(|r| r.viewers).collect();
     counts.dedup();
+    let ab: Vec<_> = counts
+        .iter()
+        .filter_map(|&n| {
+            Some((
+                n,
+                find(Kind::Fieldcast, n)?,
+                find(Kind::FieldcastConnections, n)?,
+            ))
+        })
+        .collect();
+    if !ab.is_empty() {
+        println!("\negress loop / a PeerConnection per viewer (fc-conns)");
+        println!(
+            "{:>4} {:>15} {:>9} {:>7} {:>9}",
+            "N", "us/pkt loop/pc", "cpu/pkt", "rss", "lat p99"
+        );
+        for (n, l, c) in ab {
+            println!(
+                "{:>4} {:>15} {:>9} {:>7} {:>9}",
+                n,
+                format!(
+                    "{}/{}",
+                    num(cpu_us_per_packet(l), 2),
+                    num(cpu_us_per_packet(c), 2)
+                ),
+                ratio(cpu_us_per_packet(l), cpu_us_per_packet(c)),
+                ratio(l.rss_mib, c.rss_mib),
+                ratio(l.latency_ms.p99, c.latency_ms.p99),
+            );
+        }
+    }
     let pairs: Vec<_> = counts
         .iter()
         .filter_map(|&n| Some((n, find(Kind::Fieldcast, n)?, find(Kind::Janus, n)?)))

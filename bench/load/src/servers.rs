@@ -11,6 +11,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Fieldcast,
+    /// fieldcast with a PeerConnection per viewer (`--egress connections`): the A of an A/B
+    /// against the egress loop.
+    #[serde(rename = "fieldcast-connections")]
+    FieldcastConnections,
     Janus,
 }
 
@@ -18,6 +22,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Fieldcast => "fieldcast",
+            Kind::FieldcastConnections => "fc-conns",
             Kind::Janus => "janus",
         }
     }
@@ -84,21 +89,27 @@ fn spawn(
 }
 
 pub struct FieldcastOptions<'a> {
+    /// `Fieldcast` (the egress loop) or `FieldcastConnections`.
+    pub kind: Kind,
+    /// Where the H.264 RTP comes in.
+    pub rtp_port: u16,
     pub binary: &'a Path,
     pub http_port: u16,
     pub work_dir: &'a Path,
     pub cpus: Option<&'a str>,
 }
 
-/// fieldcast with the `rtp-in` preset (RTP on UDP 5004), HTTP and media on loopback.
+/// fieldcast with the `rtp-in` preset's pipeline (RTP on UDP `rtp_port`), HTTP and media on
+/// loopback.
 pub async fn start_fieldcast(
     options: FieldcastOptions<'_>,
     http: &reqwest::Client,
 ) -> Result<Server, String> {
-    let config = options.work_dir.join("fieldcast.toml");
+    let name = options.kind.name();
+    let config = options.work_dir.join(format!("{name}.toml"));
     // The stock limits would refuse 200 joins at once (100 pending at most); say so here
     // rather than measure refusals.
-    let state = options.work_dir.join("state");
+    let state = options.work_dir.join(format!("{name}-state"));
     std::fs::write(
         &config,
         format!(
@@ -108,12 +119,23 @@ pub async fn start_fieldcast(
     )
     .map_err(|e| e.to_string())?;
     let base = format!("http://127.0.0.1:{}", options.http_port);
+    // The `rtp-in` preset with the port given, so two fieldcasts can take the same feed.
+    let pipeline = format!(
+        "udpsrc port={} buffer-size=4194304 caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96\" ! rtph264depay ! {{rtp}}",
+        options.rtp_port
+    );
+    let egress = match options.kind {
+        Kind::FieldcastConnections => "connections",
+        _ => "loop",
+    };
     let args: Vec<String> = [
         "run",
         "--config",
         &config.display().to_string(),
         "--pipeline",
-        "rtp-in",
+        &pipeline,
+        "--egress",
+        egress,
         "--audio",
         "none",
         "--listen",
@@ -128,12 +150,12 @@ pub async fn start_fieldcast(
         options.cpus,
         options.binary,
         &args,
-        &options.work_dir.join("fieldcast.log"),
+        &options.work_dir.join(format!("{name}.log")),
         &[("FIELDCAST_LOG", "info")],
     )
     .map_err(|e| format!("cannot start {}: {e}", options.binary.display()))?;
     let mut server = Server {
-        kind: Kind::Fieldcast,
+        kind: options.kind,
         base,
         child,
     };
