@@ -11,6 +11,7 @@ pub(crate) mod candidates;
 pub(crate) mod demux;
 pub(crate) mod peer;
 pub(crate) mod socket;
+pub(crate) mod stun;
 pub(crate) mod worker;
 
 use crate::fanout::Hubs;
@@ -51,17 +52,43 @@ impl ViewerEgress {
 }
 
 /// Why the loop cannot serve these settings, if it cannot: what only the per-viewer
-/// connections do so far (TURN relays, ICE-TCP, STUN-discovered addresses).
+/// connections do so far (TURN relays, ICE-TCP).
 pub fn loop_unsupported(settings: &PeerSettings) -> Option<&'static str> {
+    let turn = settings
+        .ice_servers
+        .iter()
+        .flat_map(|server| &server.urls)
+        .any(|url| url.starts_with("turn:") || url.starts_with("turns:"));
     if settings.relay_only {
         Some("relay-only ICE")
     } else if settings.tcp_candidates {
         Some("ICE-TCP candidates")
-    } else if !settings.ice_servers.is_empty() {
-        Some("STUN/TURN servers")
+    } else if turn {
+        Some("TURN servers")
     } else {
         None
     }
+}
+
+/// `host:port` of each `stun:` URL (port 3478 when none is given).
+fn stun_servers(settings: &PeerSettings) -> Vec<String> {
+    settings
+        .ice_servers
+        .iter()
+        .flat_map(|server| &server.urls)
+        .filter_map(|url| url.strip_prefix("stun:"))
+        .map(|rest| {
+            let rest = rest.split('?').next().unwrap_or_default();
+            if rest
+                .rsplit_once(':')
+                .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+            {
+                rest.to_owned()
+            } else {
+                format!("{rest}:3478")
+            }
+        })
+        .collect()
 }
 
 /// Binds the loop's sockets for `settings` and starts it. Each configured address is bound
@@ -103,6 +130,11 @@ pub fn start_loop(
     );
     Ok(EgressLoop::start(
         sockets,
+        worker::Addresses {
+            bound,
+            public,
+            stun_servers: stun_servers(settings),
+        },
         candidates,
         settings.clone(),
         hubs,

@@ -85,6 +85,7 @@ impl EgressLoop {
     /// Binds `sockets` (already bound, kept for the daemon's life) and starts the loop.
     pub fn start(
         sockets: Vec<EgressSocket>,
+        addresses: Addresses,
         candidates: Vec<LocalCandidate>,
         settings: PeerSettings,
         hubs: Hubs,
@@ -109,6 +110,8 @@ impl EgressLoop {
             timers: BinaryHeap::new(),
             next_key: 1,
             paced: None,
+            addresses,
+            stun: Stun::default(),
         };
         let mut worker = worker;
         for socket in sockets {
@@ -229,10 +232,46 @@ struct Worker {
     next_key: ViewerKey,
     /// When to carry on with a burst that did not fit one pass.
     paced: Option<Instant>,
+    addresses: Addresses,
+    stun: Stun,
 }
+
+/// What the loop's candidates are made of.
+pub struct Addresses {
+    /// The sockets' own addresses.
+    pub bound: Vec<SocketAddr>,
+    /// Public addresses a router forwards to them (`nat_1to1_ips`).
+    pub public: Vec<std::net::IpAddr>,
+    /// `host:port` of the STUN servers that tell each socket its public address.
+    pub stun_servers: Vec<String>,
+}
+
+/// Asking STUN servers what each socket looks like from outside.
+#[derive(Default)]
+struct Stun {
+    servers: Vec<SocketAddr>,
+    /// Requests out: transaction → (our socket, the server).
+    pending: HashMap<crate::egress::stun::Transaction, (SocketAddr, SocketAddr)>,
+    /// (socket, server) pairs answered in this round.
+    answered: std::collections::HashSet<(SocketAddr, SocketAddr)>,
+    /// What the servers saw: (socket, its public address).
+    reflexive: Vec<(SocketAddr, SocketAddr)>,
+    /// Requests sent in this round so far, per pair.
+    tries: u32,
+    due: Option<Instant>,
+}
+
+/// Requests per round before a server counts as not answering.
+const STUN_TRIES: u32 = 6;
+const STUN_RETRY: Duration = Duration::from_millis(500);
+/// How often the public addresses are checked again (a router may map them anew).
+const STUN_REFRESH: Duration = Duration::from_secs(60);
+/// How long resolving a STUN server's name may take.
+const STUN_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Worker {
     async fn run(mut self) {
+        self.resolve_stun_servers().await;
         loop {
             let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
@@ -254,6 +293,7 @@ impl Worker {
                     self.on_media().await;
                 }
                 _ = sleep_until(next_timer) => self.on_timers(),
+                _ = sleep_until(self.stun.due) => self.ask_stun(),
             }
             self.flush().await;
         }
@@ -346,6 +386,9 @@ impl Worker {
     }
 
     fn on_datagram(&mut self, local: SocketAddr, remote: SocketAddr, datagram: BytesMut) {
+        if self.stun.servers.contains(&remote) && self.on_stun_answer(&datagram) {
+            return;
+        }
         let Some(key) = self.demux.route(local, remote, &datagram) else {
             tracing::trace!(%local, %remote, "datagram for no viewer");
             return;
@@ -585,6 +628,104 @@ impl Worker {
         if let Some(ended) = viewer.ended.take() {
             let _ = ended.send(reason);
         }
+    }
+
+    async fn resolve_stun_servers(&mut self) {
+        for server in &self.addresses.stun_servers {
+            let lookup = tokio::net::lookup_host(server.as_str());
+            match tokio::time::timeout(STUN_RESOLVE_TIMEOUT, lookup).await {
+                Ok(Ok(addrs)) => self.stun.servers.extend(addrs),
+                Ok(Err(e)) => tracing::warn!("STUN server {server}: {e}"),
+                Err(_) => tracing::warn!(
+                    "STUN server {server}: no address within {STUN_RESOLVE_TIMEOUT:?}"
+                ),
+            }
+        }
+        if !self.stun.servers.is_empty() {
+            self.stun.due = Some(Instant::now());
+        }
+    }
+
+    /// Sends a binding request from every socket to every STUN server that has not answered
+    /// in this round; then waits for the answers, or for the next round.
+    fn ask_stun(&mut self) {
+        let now = Instant::now();
+        if self.stun.tries >= STUN_TRIES {
+            for socket in &self.addresses.bound {
+                for server in &self.stun.servers {
+                    if !self.stun.answered.contains(&(*socket, *server)) {
+                        tracing::warn!(%socket, %server, "the STUN server did not answer");
+                    }
+                }
+            }
+            self.stun.tries = 0;
+            self.stun.answered.clear();
+            self.stun.pending.clear();
+            self.stun.due = Some(now + STUN_REFRESH);
+            return;
+        }
+        self.stun.tries += 1;
+        for socket in &mut self.sockets {
+            let local = socket.local_addr();
+            for &server in &self.stun.servers {
+                if server.is_ipv4() != local.is_ipv4()
+                    || self.stun.answered.contains(&(local, server))
+                {
+                    continue;
+                }
+                let transaction: crate::egress::stun::Transaction = rand::random();
+                self.stun.pending.insert(transaction, (local, server));
+                socket.queue(server, &crate::egress::stun::binding_request(&transaction));
+            }
+        }
+        self.stun.due = Some(now + STUN_RETRY);
+    }
+
+    /// A STUN server's answer: true when it was one of ours.
+    fn on_stun_answer(&mut self, datagram: &[u8]) -> bool {
+        let Some((transaction, seen)) = crate::egress::stun::binding_success(datagram) else {
+            return false;
+        };
+        let Some((local, server)) = self.stun.pending.remove(&transaction) else {
+            return false;
+        };
+        self.stun.answered.insert((local, server));
+        let known = self
+            .stun
+            .reflexive
+            .iter()
+            .any(|&(base, addr)| base == local && addr == seen);
+        if !known {
+            self.stun.reflexive.retain(|&(base, _)| base != local);
+            self.stun.reflexive.push((local, seen));
+            let addresses = &self.addresses;
+            self.candidates = Arc::new(crate::egress::candidates::gather(
+                &addresses.bound,
+                &addresses.public,
+                &self.stun.reflexive,
+            ));
+            tracing::info!(socket = %local, public = %seen, %server, "public address from STUN");
+        }
+        let expected = self
+            .sockets
+            .iter()
+            .map(|socket| {
+                let local = socket.local_addr();
+                self.stun
+                    .servers
+                    .iter()
+                    .filter(|server| server.is_ipv4() == local.is_ipv4())
+                    .count()
+            })
+            .sum::<usize>();
+        if self.stun.answered.len() >= expected {
+            // Everyone answered: the next round in a while.
+            self.stun.tries = 0;
+            self.stun.answered.clear();
+            self.stun.pending.clear();
+            self.stun.due = Some(Instant::now() + STUN_REFRESH);
+        }
+        true
     }
 
     async fn flush(&mut self) {

@@ -16,6 +16,9 @@ Run by default (all pass):
   check-ice                `fieldcast check --ice` behind a NAT finds its public address
                            (STUN) and a relay (TURN, REST credentials)
   join-rate                a LAN address POSTing more than 30 offers a minute gets 429
+  loop-lan                 no ICE servers: the egress loop serves the viewer -> host pair (aiortc)
+  loop-stun                device behind a NAT, STUN only: the egress loop offers the public
+                           address STUN saw                 -> srflx in the answer (aiortc)
 
 Known to be flaky: lan, where in about 2 of 15 runs aiortc nominates the device's relay
 candidate (host -> relay) while the device uses host -> host; a failed flaky case is run once
@@ -139,8 +142,9 @@ def netns_available():
     return None
 
 
-def config(tmp, **webrtc):
-    """A fieldcast config for the device: test pattern, no sound, TURN with REST secret."""
+def config(tmp, servers=("stun", "turn"), **webrtc):
+    """A fieldcast config for the device: test pattern, no sound, and the ICE servers named
+    in `servers`: STUN, and TURN with a REST secret."""
     lines = [
         f'[server]\nlisten = "0.0.0.0:8080"\nstate_dir = "{tmp}/state"\n',
         '[video]\npipeline = "test"\n',
@@ -149,12 +153,14 @@ def config(tmp, **webrtc):
     ]
     for key, value in webrtc.items():
         lines.append(f"{key} = {json.dumps(value)}")
-    lines.append(
-        f'[[webrtc.ice_servers]]\nurls = ["stun:{TURN_IP}:3478"]\n'
-        "[[webrtc.ice_servers]]\n"
-        f'urls = ["turn:{TURN_IP}:3478?transport=udp", "turn:{TURN_IP}:3478?transport=tcp"]\n'
-        f'secret = "{TURN_SECRET}"\ncredential_ttl_s = 600\n'
-    )
+    if "stun" in servers:
+        lines.append(f'[[webrtc.ice_servers]]\nurls = ["stun:{TURN_IP}:3478"]\n')
+    if "turn" in servers:
+        lines.append(
+            "[[webrtc.ice_servers]]\n"
+            f'urls = ["turn:{TURN_IP}:3478?transport=udp", "turn:{TURN_IP}:3478?transport=tcp"]\n'
+            f'secret = "{TURN_SECRET}"\ncredential_ttl_s = 600\n'
+        )
     path = Path(tmp) / "fieldcast.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -169,10 +175,10 @@ def start_turn(net, ns, tmp):
               "--min-port", "49152", "--max-port", "49999", log=log)
 
 
-def start_device(net, ns, tmp, **webrtc):
+def start_device(net, ns, tmp, servers=("stun", "turn"), **webrtc):
     log = open(Path(tmp) / "fieldcast.log", "w")
     net.spawn(ns, "env", f"FIELDCAST_LOG={os.environ.get('NAT_LOG', 'info')}", BINARY, "run",
-              "--config", config(tmp, **webrtc), log=log)
+              "--config", config(tmp, servers, **webrtc), log=log)
     for _ in range(100):
         if sh("curl", "-sf", "http://127.0.0.1:8080/healthz", ns=ns, check=False).returncode == 0:
             return
@@ -246,6 +252,35 @@ def case_lan(net, tmp):
     start_turn(net, "turn", tmp)
     start_device(net, "dev", tmp)
     return run_viewer("view", "http://10.1.0.2:8080"), lambda v, d: v[0] == "host" and v[1] == "host"
+
+
+def in_log(tmp, text):
+    return text in (Path(tmp) / "fieldcast.log").read_text()
+
+
+def case_loop_lan(net, tmp):
+    """No ICE servers: viewers are served by the egress loop, on its one shared socket."""
+    lan(net)
+    start_device(net, "dev", tmp, servers=())
+    return run_viewer("view", "http://10.1.0.2:8080"), lambda v, d: (
+        in_log(tmp, "served by the egress loop") and v[:2] == ["host", "host"]
+        and any(p and p.startswith("host ->") for p in d))
+
+
+def case_loop_stun(net, tmp):
+    """The device behind a NAT with only a STUN server: the egress loop learns its socket's
+    public address and offers it in every answer. Whether the viewer, behind a NAT of its
+    own, then gets through is not asked: between two Linux NATs the first check from each
+    side collides in conntrack and the device's NAT picks another port (the per-viewer
+    connections fail here in the same way)."""
+    base = internet(net, device_behind_nat=True, viewer_symmetric=False)
+    start_turn(net, "turn", tmp)
+    start_device(net, "dev", tmp, servers=("stun",))
+    viewer = run_viewer("view", base)
+    offered = [c for c in viewer.get("answer_candidates", []) if "203.0.113.1 " in c and "typ srflx" in c]
+    loop = in_log(tmp, "served by the egress loop") and in_log(tmp, "public address from STUN")
+    summary = f"egress loop: {loop}; the answer offers the NAT's address: {offered[:1] or 'no'}"
+    return (loop and bool(offered), summary)
 
 
 def case_nat(net, tmp):
@@ -345,6 +380,8 @@ CASES = {
     "no-udp": no_udp(browser=False),
     "no-udp-chromium": no_udp(browser=True),
     "check-ice": case_check_ice,
+    "loop-lan": case_loop_lan,
+    "loop-stun": case_loop_stun,
 }
 
 
@@ -356,7 +393,7 @@ FLAKY = {
 }
 
 DEFAULT = ["lan", "nat", "relay", "symmetric-relay-chromium", "no-udp-chromium", "check-ice",
-           "join-rate"]
+           "join-rate", "loop-lan", "loop-stun"]
 
 
 class Outcome:
