@@ -78,7 +78,6 @@ pub struct Joined {
 #[derive(Clone)]
 pub struct EgressLoop {
     tx: mpsc::UnboundedSender<Command>,
-    candidates: Arc<Vec<LocalCandidate>>,
 }
 
 impl EgressLoop {
@@ -100,7 +99,7 @@ impl EgressLoop {
             incoming,
             media: Arc::new(Notify::new()),
             sockets: Vec::new(),
-            candidates: Arc::clone(&candidates),
+            candidates,
             settings,
             hubs,
             connect_timeout,
@@ -123,12 +122,7 @@ impl EgressLoop {
             worker.sockets.push(socket);
         }
         tokio::spawn(worker.run());
-        EgressLoop { tx, candidates }
-    }
-
-    /// The candidates every viewer is answered with.
-    pub fn candidates(&self) -> &[LocalCandidate] {
-        &self.candidates
+        EgressLoop { tx }
     }
 
     pub async fn join(
@@ -182,7 +176,12 @@ async fn receive(
 ) {
     let mut buf = vec![0u8; RECEIVE_BUFFER];
     loop {
-        match reader.recv_from(&mut buf).await {
+        // Ends with the loop, which lets its socket go.
+        let received = tokio::select! {
+            received = reader.recv_from(&mut buf) => received,
+            _ = incoming.closed() => return,
+        };
+        match received {
             Ok((len, remote)) => {
                 let datagram = BytesMut::from(&buf[..len]);
                 if let Err(mpsc::error::TrySendError::Closed(_)) =
@@ -192,12 +191,7 @@ async fn receive(
                 }
             }
             // ICMP errors from viewers that left surface here on Linux; keep reading.
-            Err(err) => {
-                tracing::trace!(%local, "UDP receive: {err}");
-                if incoming.is_closed() {
-                    return;
-                }
-            }
+            Err(err) => tracing::trace!(%local, "UDP receive: {err}"),
         }
     }
 }
