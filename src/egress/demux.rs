@@ -27,10 +27,20 @@ impl Demux {
         self.by_ufrag.insert(ufrag.to_owned(), viewer);
     }
 
-    /// Datagrams between `local` and `remote` are `viewer`'s. A path another viewer holds
-    /// stays that viewer's: only a check naming its ufrag moves it.
-    pub fn learn(&mut self, local: SocketAddr, remote: SocketAddr, viewer: ViewerKey) {
-        self.by_path.entry((local, remote)).or_insert(viewer);
+    /// `viewer` sent `datagram` from `local` to `remote`: an ICE check makes the path its
+    /// own, so the answer finds it. A path another viewer holds stays that viewer's: only a
+    /// check naming its ufrag moves it. Media and DTLS only ever follow a checked path, so
+    /// they teach nothing and cost no lookup.
+    pub fn learn_sent(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        viewer: ViewerKey,
+    ) {
+        if is_stun(datagram) {
+            self.by_path.entry((local, remote)).or_insert(viewer);
+        }
     }
 
     /// The viewer a datagram is for, learning the path from an ICE check that names one.
@@ -61,6 +71,11 @@ impl Demux {
     pub fn paths(&self) -> usize {
         self.by_path.len()
     }
+}
+
+/// Whether a datagram is STUN (RFC 7983: its first byte is 0 to 3, and the magic cookie).
+fn is_stun(datagram: &[u8]) -> bool {
+    datagram.len() >= STUN_HEADER && datagram[0] < 4 && datagram[4..8] == MAGIC_COOKIE
 }
 
 /// The USERNAME of a STUN binding request (RFC 8489), or `None` for anything else.
@@ -158,8 +173,10 @@ mod tests {
     fn a_path_we_sent_to_first_is_kept_for_its_viewer() {
         let (local, browser) = (addr("10.0.0.2:40000"), addr("10.0.0.9:51000"));
         let mut demux = Demux::default();
-        demux.learn(local, browser, 1);
-        demux.learn(local, browser, 2);
+        demux.learn_sent(local, browser, b"\x80media", 1);
+        assert_eq!(demux.paths(), 0, "media teaches no path");
+        demux.learn_sent(local, browser, &check("theirs:ufragA"), 1);
+        demux.learn_sent(local, browser, &check("theirs:ufragB"), 2);
         assert_eq!(demux.route(local, browser, b"x"), Some(1));
         demux.forget(1);
         assert_eq!(demux.route(local, browser, b"x"), None);

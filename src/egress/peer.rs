@@ -13,7 +13,6 @@ use crate::webrtc::offer::OfferSummary;
 use crate::webrtc::sdpfrag::{self, SdpFrag};
 use crate::webrtc::session::SessionError;
 use bytes::BytesMut;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
@@ -24,9 +23,7 @@ use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::VecDeque;
@@ -94,6 +91,14 @@ pub struct Sent {
     pub refused: u64,
 }
 
+impl std::ops::AddAssign for Sent {
+    fn add_assign(&mut self, other: Sent) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.refused += other.refused;
+    }
+}
+
 pub struct ViewerPeer {
     pc: RTCPeerConnection,
     /// Our ICE username fragment: the first half of the USERNAME in every check sent to us.
@@ -123,6 +128,9 @@ impl ViewerPeer {
             // The DTLS client (RFC 5763's "active"): our handshake ends when the viewer's
             // has, so no media leaves before the viewer can decrypt it.
             .with_answering_dtls_role(RTCDtlsRole::Client)
+            // Browsers' `.local` names are not resolved: their checks reach us anyway and show
+            // up as peer-reflexive, and no multicast query leaves the device.
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .with_ice_timeouts(
                 Some(settings.ice_disconnected_timeout),
                 Some(settings.ice_failed_timeout),
@@ -452,38 +460,7 @@ fn add_track(
     stream_id: &str,
     kind: RtpCodecKind,
 ) -> Result<(RTCRtpSenderId, u32), SessionError> {
-    let ssrc = rand::random::<u32>();
-    let (label, codec, rtx) = match kind {
-        RtpCodecKind::Audio => ("audio", api::opus_codec(), None),
-        // The stack drops the RTX SSRC again when the offer has no RTX for our H.264.
-        _ => (
-            "video",
-            api::h264_codec(),
-            Some(RTCRtpRtxParameters {
-                ssrc: loop {
-                    let rtx = rand::random::<u32>();
-                    if rtx != ssrc {
-                        break rtx;
-                    }
-                },
-            }),
-        ),
-    };
-    let track = MediaStreamTrack::new(
-        stream_id.to_owned(),
-        format!("{stream_id}-{label}"),
-        label.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                rtx,
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    );
+    let (track, ssrc) = api::send_track(stream_id, kind);
     let sender = pc.add_track(track).map_err(setup)?;
     Ok((sender, ssrc))
 }

@@ -105,6 +105,7 @@ impl EgressLoop {
             connect_timeout,
             totals,
             viewers: HashMap::new(),
+            watching: Vec::new(),
             demux: Demux::default(),
             timers: BinaryHeap::new(),
             next_key: 1,
@@ -220,6 +221,8 @@ struct Worker {
     connect_timeout: Duration,
     totals: Arc<Totals>,
     viewers: HashMap<ViewerKey, Viewer>,
+    /// The viewers subscribed to the hubs, in the order they are served.
+    watching: Vec<ViewerKey>,
     demux: Demux,
     /// Viewer deadlines; an entry that no longer matches its viewer's `scheduled` is stale.
     timers: BinaryHeap<Reverse<(Instant, ViewerKey)>>,
@@ -426,13 +429,10 @@ impl Worker {
     async fn on_media(&mut self) {
         let now = Instant::now();
         let mut more = false;
-        let keys: Vec<ViewerKey> = self
-            .viewers
-            .iter()
-            .filter(|(_, viewer)| viewer.video.is_some() || viewer.audio.is_some())
-            .map(|(key, _)| *key)
-            .collect();
-        for key in keys {
+        // Kept, not rebuilt per frame; viewers that end or start watching meanwhile are
+        // sorted out after the pass.
+        let watching = std::mem::take(&mut self.watching);
+        for &key in &watching {
             let Some(viewer) = self.viewers.get_mut(&key) else {
                 continue;
             };
@@ -447,10 +447,7 @@ impl Worker {
                     }
                     match queue.try_next_frame() {
                         Ok(Some(queued)) => {
-                            let sent = viewer.peer.send_frame(now, &queued);
-                            video_sent.packets += sent.packets;
-                            video_sent.bytes += sent.bytes;
-                            video_sent.refused += sent.refused;
+                            video_sent += viewer.peer.send_frame(now, &queued);
                             frames += 1;
                         }
                         Ok(None) => break,
@@ -465,12 +462,7 @@ impl Worker {
             if let Some(queue) = viewer.audio.as_mut() {
                 loop {
                     match queue.try_next_packet() {
-                        Ok(Some(packet)) => {
-                            let sent = viewer.peer.send_audio(now, &packet);
-                            audio_sent.packets += sent.packets;
-                            audio_sent.bytes += sent.bytes;
-                            audio_sent.refused += sent.refused;
-                        }
+                        Ok(Some(packet)) => audio_sent += viewer.peer.send_audio(now, &packet),
                         Ok(None) => break,
                         Err(_) => {
                             gone = true;
@@ -515,6 +507,10 @@ impl Worker {
             // This viewer's frame leaves now, before the next viewer's is made.
             self.flush().await;
         }
+        let started = std::mem::replace(&mut self.watching, watching);
+        self.watching.extend(started);
+        let viewers = &self.viewers;
+        self.watching.retain(|key| viewers.contains_key(key));
         if more {
             // The rest after a pause, so the viewer's receive buffer drains in between.
             self.paced = Some(now + PASS_PAUSE);
@@ -528,7 +524,8 @@ impl Worker {
             return;
         };
         while let Some(transmit) = viewer.peer.poll_transmit() {
-            self.demux.learn(transmit.local, transmit.remote, key);
+            self.demux
+                .learn_sent(transmit.local, transmit.remote, &transmit.bytes, key);
             queue(&mut self.sockets, &transmit);
         }
         let mut ended = None;
@@ -560,6 +557,9 @@ impl Worker {
                                     .subscribe_waking(Some(Arc::clone(&self.media)));
                                 *viewer.stats.audio_dropped.lock().unwrap() = Some(queue.dropped());
                                 viewer.audio = Some(queue);
+                            }
+                            if viewer.video.is_some() || viewer.audio.is_some() {
+                                self.watching.push(key);
                             }
                         }
                         Connection::Failed => ended = Some("connection failed"),
@@ -619,6 +619,7 @@ impl Worker {
         }
         *viewer.stats.state.lock().unwrap() = Connection::Closed.as_str();
         self.demux.forget(key);
+        self.watching.retain(|watching| *watching != key);
         if let Some(ended) = viewer.ended.take() {
             let _ = ended.send(reason);
         }

@@ -10,13 +10,15 @@ use rtc::interceptor::{
     Attribute, Interceptor, NackResponderBuilder, Packet, SenderReportBuilder, Slot, StreamInfo,
     TaggedPacket,
 };
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCIceTransportPolicy;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MediaEngine,
 };
 use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
@@ -139,6 +141,49 @@ pub fn opus_codec() -> RTCRtpCodec {
         channels: 2,
         sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
         rtcp_feedback: Vec::new(),
+    }
+}
+
+/// The track a viewer is sent of `kind` in stream `stream_id`, under a random SSRC (returned
+/// beside it); video also names an RTX SSRC, which the stack drops again when the offer has no
+/// RTX for our H.264.
+pub fn send_track(stream_id: &str, kind: RtpCodecKind) -> (MediaStreamTrack, u32) {
+    let ssrc = rand::random::<u32>();
+    let (label, codec, rtx) = match kind {
+        RtpCodecKind::Audio => ("audio", opus_codec(), None),
+        _ => (
+            "video",
+            h264_codec(),
+            Some(RTCRtpRtxParameters {
+                ssrc: other_ssrc(ssrc),
+            }),
+        ),
+    };
+    let track = MediaStreamTrack::new(
+        stream_id.to_owned(),
+        format!("{stream_id}-{label}"),
+        label.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                rtx,
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    );
+    (track, ssrc)
+}
+
+/// A random SSRC that is not `taken`.
+fn other_ssrc(taken: u32) -> u32 {
+    loop {
+        let ssrc = rand::random::<u32>();
+        if ssrc != taken {
+            return ssrc;
+        }
     }
 }
 

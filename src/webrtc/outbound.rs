@@ -7,10 +7,7 @@ use crate::media::rtp::RtpRewriter;
 use crate::media::rtp_timeline::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 use crate::webrtc::frame_batch::{OUTBOX_PACKETS, Outbox};
 use crate::webrtc::session::{SessionError, setup};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::Arc;
 use std::time::Duration;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -104,39 +101,12 @@ pub(crate) async fn add_track(
     stream_id: &str,
     kind: RtpCodecKind,
 ) -> Result<PendingTrack, SessionError> {
-    let ssrc = rand::random::<u32>();
-    let (label, codec, clock_rate, rtx) = match kind {
-        RtpCodecKind::Audio => (
-            "audio",
-            crate::webrtc::api::opus_codec(),
-            AUDIO_CLOCK_RATE,
-            None,
-        ),
-        // The stack drops the RTX SSRC again when the offer has no RTX for our H.264.
-        _ => (
-            "video",
-            crate::webrtc::api::h264_codec(),
-            VIDEO_CLOCK_RATE,
-            Some(RTCRtpRtxParameters {
-                ssrc: rtx_ssrc_beside(ssrc),
-            }),
-        ),
+    let clock_rate = match kind {
+        RtpCodecKind::Audio => AUDIO_CLOCK_RATE,
+        _ => VIDEO_CLOCK_RATE,
     };
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        stream_id.to_owned(),
-        format!("{stream_id}-{label}"),
-        label.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                rtx,
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )));
+    let (track, ssrc) = crate::webrtc::api::send_track(stream_id, kind);
+    let track = Arc::new(TrackLocalStaticRTP::new(track));
     let sender = peer
         .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
         .await
@@ -180,15 +150,5 @@ impl PendingTrack {
                 self.clock_rate,
             ),
         })
-    }
-}
-
-/// A random SSRC for the retransmissions, never the media SSRC itself.
-fn rtx_ssrc_beside(media: u32) -> u32 {
-    loop {
-        let ssrc = rand::random::<u32>();
-        if ssrc != media {
-            return ssrc;
-        }
     }
 }
