@@ -8,6 +8,7 @@ use crate::fanout::audio::AudioPacket;
 use crate::media::rtp::RtpRewriter;
 use crate::media::rtp_timeline::{AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE};
 use crate::webrtc::api::{self, PeerSettings};
+pub use crate::webrtc::connection::Connection;
 use crate::webrtc::feedback::{self, Feedback};
 use crate::webrtc::offer::OfferSummary;
 use crate::webrtc::sdpfrag::{self, SdpFrag};
@@ -29,35 +30,6 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
-
-/// Where a viewer's connection stands. One owner, so an enum and not a shared string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Connection {
-    /// Answered; ICE and DTLS have not finished.
-    Connecting,
-    Connected,
-    /// ICE saw no traffic for a while; it may come back.
-    Disconnected,
-    Failed,
-    Closed,
-}
-
-impl Connection {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Connection::Connecting => "connecting",
-            Connection::Connected => "connected",
-            Connection::Disconnected => "disconnected",
-            Connection::Failed => "failed",
-            Connection::Closed => "closed",
-        }
-    }
-
-    /// The connection is over and its viewer can be forgotten.
-    pub fn is_over(self) -> bool {
-        matches!(self, Connection::Failed | Connection::Closed)
-    }
-}
 
 /// What a viewer's connection tells the loop.
 #[derive(Debug, Clone, PartialEq)]

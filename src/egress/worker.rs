@@ -332,7 +332,7 @@ impl Worker {
                     rtx: peer.rtx(),
                     ended,
                 };
-                *stats.state.lock().unwrap() = Connection::Connecting.as_str();
+                *stats.state.lock().unwrap() = Connection::Connecting;
                 self.viewers.insert(
                     key,
                     Viewer {
@@ -532,7 +532,7 @@ impl Worker {
         while let Some(event) = viewer.peer.poll_event() {
             match event {
                 PeerEvent::State(connection) => {
-                    *viewer.stats.state.lock().unwrap() = connection.as_str();
+                    *viewer.stats.state.lock().unwrap() = connection;
                     match connection {
                         Connection::Connected if viewer.connect_deadline.take().is_some() => {
                             let pair = viewer.peer.candidate_pair();
@@ -568,25 +568,13 @@ impl Worker {
                     }
                 }
                 PeerEvent::Feedback(feedback) => {
-                    let stats = &viewer.stats;
-                    stats
-                        .nacked_packets
-                        .fetch_add(feedback.nacked_packets, Ordering::Relaxed);
-                    if let Some(report) = feedback.report {
-                        *stats.last_report.lock().unwrap() = Some(report);
-                    }
-                    if feedback.wants_keyframe {
-                        stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-                        // Without an encoder to ask, the viewer gets the cached GOP again.
-                        let replayed = viewer
+                    if viewer.stats.record(&feedback)
+                        && self
+                            .hubs
                             .video
-                            .as_mut()
-                            .is_some_and(|queue| self.hubs.video.replay_for(queue, Instant::now()));
-                        if replayed {
-                            self.media.notify_one();
-                        } else {
-                            self.hubs.video.request_keyframe();
-                        }
+                            .repair(viewer.video.as_mut(), Instant::now())
+                    {
+                        self.media.notify_one();
                     }
                 }
             }
@@ -617,7 +605,7 @@ impl Worker {
         while let Some(transmit) = viewer.peer.poll_transmit() {
             queue(&mut self.sockets, &transmit);
         }
-        *viewer.stats.state.lock().unwrap() = Connection::Closed.as_str();
+        *viewer.stats.state.lock().unwrap() = Connection::Closed;
         self.demux.forget(key);
         self.watching.retain(|watching| *watching != key);
         if let Some(ended) = viewer.ended.take() {

@@ -287,6 +287,16 @@ impl FanoutHub {
         self.join_start
     }
 
+    /// A viewer lost its picture: it gets the cached GOP again when that helps (true), and
+    /// otherwise the encoder is asked for a keyframe.
+    pub fn repair(&self, queue: Option<&mut ViewerQueue>, now: Instant) -> bool {
+        let replayed = queue.is_some_and(|queue| self.replay_for(queue, now));
+        if !replayed {
+            self.request_keyframe();
+        }
+        replayed
+    }
+
     pub fn request_keyframe(&self) {
         let _ = self.keyframe_events.send(KeyframeEvent::Wanted);
     }

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod batched_socket;
+pub mod connection;
 pub mod feedback;
 pub mod frame_batch;
 pub mod ice_servers;

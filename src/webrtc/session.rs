@@ -7,6 +7,7 @@ use crate::egress::worker::{EgressLoop, EndReason};
 use crate::fanout::audio::{AudioPacket, AudioQueue};
 use crate::fanout::{FanoutHub, Hubs, Queued, ViewerQueue};
 use crate::webrtc::api::{PeerSettings, build_peer};
+use crate::webrtc::connection::Connection;
 use crate::webrtc::feedback;
 use crate::webrtc::frame_batch::Outbox;
 use crate::webrtc::offer::OfferSummary;
@@ -63,12 +64,27 @@ pub struct ViewerStats {
     pub audio_packets_sent: AtomicU64,
     pub(crate) audio_dropped: Mutex<Option<Arc<AtomicU64>>>,
     pub(crate) frames_dropped: Mutex<Option<Arc<AtomicU64>>>,
-    pub(crate) state: Mutex<&'static str>,
+    pub(crate) state: Mutex<Connection>,
     pub(crate) first_frame_after: Mutex<Option<Duration>>,
     /// Loss fraction (0..=255 of 256) and jitter (RTP units) from the last receiver report.
     pub(crate) last_report: Mutex<Option<(u8, u32)>>,
     /// The ICE candidate pair in use, e.g. `host -> prflx (udp)`.
     pub(crate) candidate_pair: Mutex<Option<String>>,
+}
+
+impl ViewerStats {
+    /// Counts what the viewer's RTCP said; true when it asked for a keyframe.
+    pub(crate) fn record(&self, feedback: &feedback::Feedback) -> bool {
+        self.nacked_packets
+            .fetch_add(feedback.nacked_packets, Ordering::Relaxed);
+        if let Some(report) = feedback.report {
+            *self.last_report.lock().unwrap() = Some(report);
+        }
+        if feedback.wants_keyframe {
+            self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        feedback.wants_keyframe
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,7 +233,7 @@ impl ViewerSession {
             rtx: video.as_ref().is_some_and(|video| video.rtx),
             credential,
         });
-        *session.stats.state.lock().unwrap() = "connecting";
+        *session.stats.state.lock().unwrap() = Connection::Connecting;
         let stream = ViewerStream(Stream::Peer {
             video,
             audio,
@@ -466,7 +482,7 @@ impl ViewerSession {
         ViewerStatus {
             id: self.id.clone(),
             remote: self.remote.map(|a| a.to_string()),
-            state: *stats.state.lock().unwrap(),
+            state: stats.state.lock().unwrap().as_str(),
             joined_unix_ms: self
                 .joined_wall
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -500,10 +516,10 @@ impl ViewerSession {
     }
 
     pub fn is_connecting(&self) -> bool {
-        *self.stats.state.lock().unwrap() == "connecting"
+        *self.stats.state.lock().unwrap() == Connection::Connecting
     }
 
-    fn set_state(&self, state: &'static str) {
+    fn set_state(&self, state: Connection) {
         *self.stats.state.lock().unwrap() = state;
     }
 
@@ -557,7 +573,7 @@ impl ViewerSession {
                     let state = events.borrow_and_update().state;
                     match state {
                         Some(RTCPeerConnectionState::Connected) => {
-                            self.set_state("connected");
+                            self.set_state(Connection::Connected);
                             if !connected {
                                 connected = true;
                                 tracing::info!(viewer = %self.id, remote = ?self.remote, "viewer connected");
@@ -574,7 +590,7 @@ impl ViewerSession {
                                 });
                             }
                         }
-                        Some(RTCPeerConnectionState::Disconnected) => self.set_state("disconnected"),
+                        Some(RTCPeerConnectionState::Disconnected) => self.set_state(Connection::Disconnected),
                         Some(RTCPeerConnectionState::Failed) => break "connection failed",
                         Some(RTCPeerConnectionState::Closed) => break "connection closed",
                         _ => {}
@@ -610,7 +626,7 @@ impl ViewerSession {
                 }
             }
         };
-        self.set_state("closed");
+        self.set_state(Connection::Closed);
         drop(frames);
         drop(sound);
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, peer.close()).await;
@@ -684,20 +700,8 @@ impl ViewerSession {
         hub: &FanoutHub,
         frames: Option<&mut ViewerQueue>,
     ) {
-        let feedback = feedback::read(packets);
-        self.stats
-            .nacked_packets
-            .fetch_add(feedback.nacked_packets, Ordering::Relaxed);
-        if feedback.wants_keyframe {
-            self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-            // Without an encoder to ask, the viewer gets the cached GOP again.
-            let now = Instant::now();
-            if !frames.is_some_and(|queue| hub.replay_for(queue, now)) {
-                hub.request_keyframe();
-            }
-        }
-        if let Some(report) = feedback.report {
-            *self.stats.last_report.lock().unwrap() = Some(report);
+        if self.stats.record(&feedback::read(packets)) {
+            hub.repair(frames, Instant::now());
         }
     }
 }
