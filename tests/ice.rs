@@ -1,12 +1,15 @@
 //! Trickle ICE and ICE restart over WHEP PATCH (RFC 9725 §4.3–4.4) with a real viewer:
-//! the stream survives a restart, and a browser's mDNS candidate does no harm.
+//! the stream survives a restart, and a browser's mDNS candidate does no harm. ICE over TCP
+//! on the egress loop: the answer offers a passive TCP candidate beside the UDP one, and a
+//! connection that brings no viewer's check is closed, leaving the daemon as it was.
 
 use fieldcast_test_support as support;
 
 use fieldcast::webrtc::sdpfrag::{SdpFrag, restart_offer};
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use std::time::Duration;
-use support::{WhepViewer, base_url, start_daemon};
+use support::{Wants, WhepViewer, base_url, offer_for, start_daemon, start_daemon_with};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webrtc::peer_connection::RTCSessionDescription;
 
 fn attribute<'a>(sdp: &'a str, name: &str) -> &'a str {
@@ -122,4 +125,80 @@ async fn an_mdns_candidate_is_accepted_and_ignored() {
     viewer.delete(&base).await;
     viewer.close().await;
     daemon.shutdown().await;
+}
+
+/// `ip port` of the answer's passive TCP candidate.
+fn passive_tcp_candidate(answer: &str) -> Option<String> {
+    answer
+        .lines()
+        .filter(|line| line.starts_with("a=candidate:") && line.contains("tcptype passive"))
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(2) == Some(&"tcp")).then(|| format!("{}:{}", fields[4], fields[5]))
+        })
+}
+
+/// A STUN binding request whose USERNAME names no session, framed as RFC 4571 says.
+fn framed_check_for_nobody() -> Vec<u8> {
+    let username = b"nobody:x";
+    let mut attributes = vec![0x00, 0x06, 0x00, username.len() as u8];
+    attributes.extend_from_slice(username);
+    attributes.resize(attributes.len().div_ceil(4) * 4, 0);
+    let mut stun = vec![0x00, 0x01];
+    stun.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
+    stun.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+    stun.extend_from_slice(&[9; 12]);
+    stun.extend_from_slice(&attributes);
+    let mut framed = (stun.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&stun);
+    framed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_offers_tcp_and_a_stranger_is_shown_the_door() {
+    let daemon = start_daemon_with(|config| config.peer.tcp_candidates = true).await;
+    let base = base_url(&daemon);
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{base}/whep"))
+        .header("content-type", "application/sdp")
+        .body(
+            offer_for(Wants {
+                video: true,
+                audio: false,
+            })
+            .await,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let answer = created.text().await.unwrap();
+    let listener = passive_tcp_candidate(&answer)
+        .unwrap_or_else(|| panic!("no passive TCP candidate in the answer:\n{answer}"));
+    assert!(
+        answer.contains(" udp ") && answer.contains("typ host"),
+        "the UDP candidate stays:\n{answer}"
+    );
+
+    let mut stranger = tokio::net::TcpStream::connect(&listener)
+        .await
+        .unwrap_or_else(|e| panic!("the ICE-TCP listener {listener} takes no connection: {e}"));
+    stranger
+        .write_all(&framed_check_for_nobody())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), stranger.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a connection with no viewer's check was not closed within 5 s: {read:?}"
+    );
+
+    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "the daemon is well after the stranger"
+    );
 }

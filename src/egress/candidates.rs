@@ -1,7 +1,9 @@
 //! The ICE candidates every viewer is answered with: the egress loop's sockets, bound once,
 //! as host candidates (or, behind a router forwarding the port, under the public address the
-//! settings name), and the public address a STUN server saw for them. No IO here.
+//! settings name), the public address a STUN server saw for them, and the TCP listeners
+//! beside them (ICE-TCP, passive). No IO here.
 
+use rtc::ice::tcp_type::TcpType;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
     RTCIceCandidateInit,
@@ -11,6 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Host,
+    /// A TCP listener viewers connect to (RFC 6544 passive), at the address it is reached on.
+    PassiveTcp,
     /// Reached at `addr` through a NAT; `base` is the socket behind it.
     ServerReflexive {
         base: SocketAddr,
@@ -32,6 +36,13 @@ impl LocalCandidate {
         }
     }
 
+    pub fn passive_tcp(addr: SocketAddr) -> Self {
+        Self {
+            kind: Kind::PassiveTcp,
+            addr,
+        }
+    }
+
     pub fn server_reflexive(addr: SocketAddr, base: SocketAddr) -> Self {
         Self {
             kind: Kind::ServerReflexive { base },
@@ -42,7 +53,7 @@ impl LocalCandidate {
     /// The socket that sends and receives for this candidate.
     pub fn base(&self) -> SocketAddr {
         match self.kind {
-            Kind::Host => self.addr,
+            Kind::Host | Kind::PassiveTcp => self.addr,
             Kind::ServerReflexive { base } => base,
         }
     }
@@ -50,7 +61,12 @@ impl LocalCandidate {
     /// As the PeerConnection takes it.
     pub fn to_init(self) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
         let base_config = CandidateConfig {
-            network: "udp".to_owned(),
+            network: if self.kind == Kind::PassiveTcp {
+                "tcp"
+            } else {
+                "udp"
+            }
+            .to_owned(),
             address: self.addr.ip().to_string(),
             port: self.addr.port(),
             component: 1,
@@ -60,6 +76,11 @@ impl LocalCandidate {
             Kind::Host => CandidateHostConfig {
                 base_config,
                 ..Default::default()
+            }
+            .new_candidate_host()?,
+            Kind::PassiveTcp => CandidateHostConfig {
+                base_config,
+                tcp_type: TcpType::Passive,
             }
             .new_candidate_host()?,
             Kind::ServerReflexive { base } => CandidateServerReflexiveConfig {
@@ -104,6 +125,28 @@ pub fn gather(
         }
     }
     candidates
+}
+
+/// Every candidate: [`gather`]'s, and a passive TCP one for each listener in `tcp`.
+pub fn all(
+    sockets: &[SocketAddr],
+    nat_1to1_ips: &[IpAddr],
+    reflexive: &[(SocketAddr, SocketAddr)],
+    tcp: &[SocketAddr],
+) -> Vec<LocalCandidate> {
+    let mut candidates = gather(sockets, nat_1to1_ips, reflexive);
+    candidates.extend(tcp.iter().map(|&addr| LocalCandidate::passive_tcp(addr)));
+    candidates
+}
+
+/// The TCP listener beside a socket is reached at the socket's address, or, with public
+/// addresses configured, at the first of its family (a router forwards the port over TCP as
+/// well as UDP). Its connections are tagged with that address, so it is what ICE pairs.
+pub fn tcp_listener_address(socket: SocketAddr, nat_1to1_ips: &[IpAddr]) -> SocketAddr {
+    nat_1to1_ips
+        .iter()
+        .find(|ip| ip.is_ipv4() == socket.is_ipv4())
+        .map_or(socket, |&ip| SocketAddr::new(ip, socket.port()))
 }
 
 /// The addresses to bind for `configured` (`ip:port`): an unspecified IP stands for every
@@ -180,6 +223,26 @@ mod tests {
         // No NAT in between: STUN saw the socket itself, which the host candidate covers.
         let same = (addr("10.0.0.2:40000"), addr("10.0.0.2:40000"));
         assert_eq!(gather(&[addr("10.0.0.2:40000")], &[], &[same]).len(), 1);
+    }
+
+    #[test]
+    fn a_tcp_listener_is_a_passive_host_candidate_at_the_address_it_is_reached_on() {
+        let socket = addr("10.0.0.2:40000");
+        assert_eq!(tcp_listener_address(socket, &[]), socket);
+        let public = [
+            "2001:db8::1".parse().unwrap(),
+            "203.0.113.7".parse().unwrap(),
+        ];
+        let reached = tcp_listener_address(socket, &public);
+        assert_eq!(reached, addr("203.0.113.7:40000"));
+        let init = LocalCandidate::passive_tcp(reached).to_init().unwrap();
+        assert!(
+            init.candidate
+                .contains("203.0.113.7 40000 typ host tcptype passive"),
+            "{}",
+            init.candidate
+        );
+        assert!(init.candidate.contains(" tcp "), "{}", init.candidate);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub(crate) mod demux;
 pub(crate) mod peer;
 pub(crate) mod socket;
 pub(crate) mod stun;
+pub(crate) mod tcp;
 pub(crate) mod worker;
 
 use crate::fanout::Hubs;
@@ -52,7 +53,7 @@ impl ViewerEgress {
 }
 
 /// Why the loop cannot serve these settings, if it cannot: what only the per-viewer
-/// connections do so far (TURN relays, ICE-TCP).
+/// connections do so far (TURN relays, and so the relay-only policy).
 pub fn loop_unsupported(settings: &PeerSettings) -> Option<&'static str> {
     let turn = settings
         .ice_servers
@@ -61,8 +62,6 @@ pub fn loop_unsupported(settings: &PeerSettings) -> Option<&'static str> {
         .any(|url| url.starts_with("turn:") || url.starts_with("turns:"));
     if settings.relay_only {
         Some("relay-only ICE")
-    } else if settings.tcp_candidates {
-        Some("ICE-TCP candidates")
     } else if turn {
         Some("TURN servers")
     } else {
@@ -106,12 +105,15 @@ pub fn start_loop(
         .map(|interface| interface.ip())
         .collect();
     let mut sockets = Vec::new();
+    // Whether each socket's port was configured, not picked.
+    let mut fixed = Vec::new();
     for configured in &settings.udp_addrs {
         let configured: SocketAddr = configured
             .parse()
             .map_err(|_| format!("{configured:?} is not an address and port"))?;
         for addr in candidates::expand(configured, &interfaces) {
             sockets.push(bind(addr, settings.port_range)?);
+            fixed.push(configured.port() != 0);
         }
     }
     if sockets.is_empty() {
@@ -123,17 +125,39 @@ pub fn start_loop(
         .iter()
         .filter_map(|ip| ip.parse().ok())
         .collect();
-    let candidates: Vec<LocalCandidate> = candidates::gather(&bound, &public, &[]);
+    // A TCP listener beside each socket, on the same address and, where it is free, port.
+    let (tcp_tx, tcp_events) = tokio::sync::mpsc::channel(TCP_EVENTS);
+    let mut tcp = Vec::new();
+    if settings.tcp_candidates {
+        for (&socket, &port_fixed) in bound.iter().zip(&fixed) {
+            let listener = tcp::bind(socket, port_fixed, settings.port_range)
+                .map_err(|e| format!("cannot listen for ICE-TCP on {socket}: {e}"))?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| format!("ICE-TCP listener on {socket}: {e}"))?;
+            let reached = candidates::tcp_listener_address(local, &public);
+            tcp::listen(listener, reached, tcp_tx.clone())
+                .map_err(|e| format!("cannot listen for ICE-TCP on {local}: {e}"))?;
+            tcp.push(reached);
+        }
+    }
+    drop(tcp_tx);
+    let candidates: Vec<LocalCandidate> = candidates::all(&bound, &public, &[], &tcp);
     tracing::info!(
         sockets = ?bound,
+        tcp = ?tcp,
         "viewers are served by the egress loop"
     );
     Ok(EgressLoop::start(
-        sockets,
+        worker::Transports {
+            sockets,
+            tcp_events,
+        },
         worker::Addresses {
             bound,
             public,
             stun_servers: stun_servers(settings),
+            tcp,
         },
         candidates,
         settings.clone(),
@@ -142,6 +166,9 @@ pub fn start_loop(
         totals,
     ))
 }
+
+/// ICE-TCP frames and connection events waiting for the loop.
+const TCP_EVENTS: usize = 1024;
 
 /// Binds `addr`; port 0 with a range means the first free port of the range.
 fn bind(addr: SocketAddr, range: Option<(u16, u16)>) -> Result<EgressSocket, String> {

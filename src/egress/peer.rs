@@ -45,6 +45,8 @@ pub enum PeerEvent {
 pub struct Transmit {
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// Over an ICE-TCP connection rather than a UDP socket.
+    pub tcp: bool,
     pub bytes: BytesMut,
 }
 
@@ -209,13 +211,35 @@ impl ViewerPeer {
         remote: SocketAddr,
         bytes: BytesMut,
     ) {
+        self.handle_read(now, local, remote, TransportProtocol::UDP, bytes);
+    }
+
+    /// A packet from an ICE-TCP connection; `local` is the address the viewer connected to.
+    pub fn handle_tcp_frame(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: BytesMut,
+    ) {
+        self.handle_read(now, local, remote, TransportProtocol::TCP, bytes);
+    }
+
+    fn handle_read(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        protocol: TransportProtocol,
+        bytes: BytesMut,
+    ) {
         let message = TaggedBytesMut {
             now,
             transport: TransportContext {
                 local_addr: local,
                 peer_addr: remote,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol,
             },
             message: bytes,
         };
@@ -246,6 +270,7 @@ impl ViewerPeer {
         Some(Transmit {
             local: message.transport.local_addr,
             remote: message.transport.peer_addr,
+            tcp: message.transport.transport_protocol == TransportProtocol::TCP,
             bytes: message.message,
         })
     }

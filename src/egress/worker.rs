@@ -7,6 +7,7 @@ use crate::egress::candidates::LocalCandidate;
 use crate::egress::demux::{Demux, ViewerKey};
 use crate::egress::peer::{Connection, PeerEvent, Sent, ViewerPeer};
 use crate::egress::socket::EgressSocket;
+use crate::egress::tcp::{self, TcpEvent};
 use crate::fanout::audio::AudioQueue;
 use crate::fanout::{Hubs, ViewerQueue};
 use crate::webrtc::api::PeerSettings;
@@ -83,7 +84,7 @@ pub struct EgressLoop {
 impl EgressLoop {
     /// Binds `sockets` (already bound, kept for the daemon's life) and starts the loop.
     pub fn start(
-        sockets: Vec<EgressSocket>,
+        transports: Transports,
         addresses: Addresses,
         candidates: Vec<LocalCandidate>,
         settings: PeerSettings,
@@ -92,11 +93,17 @@ impl EgressLoop {
         totals: Arc<Totals>,
     ) -> EgressLoop {
         let (tx, rx) = mpsc::unbounded_channel();
+        let Transports {
+            sockets,
+            tcp_events,
+        } = transports;
         let (incoming_tx, incoming) = mpsc::channel(INCOMING_QUEUE);
         let candidates = Arc::new(candidates);
         let worker = Worker {
             commands: rx,
             incoming,
+            tcp_events,
+            tcp_writers: HashMap::new(),
             media: Arc::new(Notify::new()),
             sockets: Vec::new(),
             candidates,
@@ -212,6 +219,9 @@ struct Viewer {
 struct Worker {
     commands: mpsc::UnboundedReceiver<Command>,
     incoming: mpsc::Receiver<(SocketAddr, SocketAddr, BytesMut)>,
+    tcp_events: mpsc::Receiver<TcpEvent>,
+    /// The open ICE-TCP connections, by path.
+    tcp_writers: HashMap<tcp::Path, mpsc::Sender<BytesMut>>,
     /// Woken by the hubs when a viewer's queue has media.
     media: Arc<Notify>,
     sockets: Vec<EgressSocket>,
@@ -233,6 +243,12 @@ struct Worker {
     stun: Stun,
 }
 
+/// What the loop receives viewers on: its UDP sockets, and what its ICE-TCP listeners hear.
+pub struct Transports {
+    pub sockets: Vec<EgressSocket>,
+    pub tcp_events: mpsc::Receiver<TcpEvent>,
+}
+
 /// What the loop's candidates are made of.
 pub struct Addresses {
     /// The sockets' own addresses.
@@ -241,6 +257,8 @@ pub struct Addresses {
     pub public: Vec<std::net::IpAddr>,
     /// `host:port` of the STUN servers that tell each socket its public address.
     pub stun_servers: Vec<String>,
+    /// Where viewers reach the TCP listeners (ICE-TCP), if there are any.
+    pub tcp: Vec<SocketAddr>,
 }
 
 /// Asking STUN servers what each socket looks like from outside.
@@ -285,6 +303,7 @@ impl Worker {
                         self.on_datagram(local, remote, datagram);
                     }
                 }
+                Some(event) = self.tcp_events.recv() => self.on_tcp(event),
                 _ = sleep_until(self.paced) => {
                     self.paced = None;
                     self.on_media().await;
@@ -397,6 +416,35 @@ impl Worker {
             .peer
             .handle_datagram(Instant::now(), local, remote, datagram);
         self.after(key);
+    }
+
+    fn on_tcp(&mut self, event: TcpEvent) {
+        match event {
+            TcpEvent::Opened { path, writer } => {
+                self.tcp_writers.insert(path, writer);
+            }
+            TcpEvent::Frame { path, bytes } => {
+                let viewer = self
+                    .demux
+                    .route(path.local, path.remote, &bytes)
+                    .filter(|key| self.viewers.contains_key(key));
+                let Some(key) = viewer else {
+                    // No viewer's check opened it, or its viewer left: the connection ends.
+                    tracing::debug!(remote = %path.remote, "ICE-TCP frame for no viewer");
+                    self.tcp_writers.remove(&path);
+                    return;
+                };
+                if let Some(viewer) = self.viewers.get_mut(&key) {
+                    viewer
+                        .peer
+                        .handle_tcp_frame(Instant::now(), path.local, path.remote, bytes);
+                }
+                self.after(key);
+            }
+            TcpEvent::Closed { path } => {
+                self.tcp_writers.remove(&path);
+            }
+        }
     }
 
     fn on_timers(&mut self) {
@@ -526,7 +574,7 @@ impl Worker {
         while let Some(transmit) = viewer.peer.poll_transmit() {
             self.demux
                 .learn_sent(transmit.local, transmit.remote, &transmit.bytes, key);
-            queue(&mut self.sockets, &transmit);
+            queue(&mut self.sockets, &self.tcp_writers, &transmit);
         }
         let mut ended = None;
         while let Some(event) = viewer.peer.poll_event() {
@@ -603,7 +651,7 @@ impl Worker {
         };
         viewer.peer.close();
         while let Some(transmit) = viewer.peer.poll_transmit() {
-            queue(&mut self.sockets, &transmit);
+            queue(&mut self.sockets, &self.tcp_writers, &transmit);
         }
         *viewer.stats.state.lock().unwrap() = Connection::Closed;
         self.demux.forget(key);
@@ -682,10 +730,11 @@ impl Worker {
             self.stun.reflexive.retain(|&(base, _)| base != local);
             self.stun.reflexive.push((local, seen));
             let addresses = &self.addresses;
-            self.candidates = Arc::new(crate::egress::candidates::gather(
+            self.candidates = Arc::new(crate::egress::candidates::all(
                 &addresses.bound,
                 &addresses.public,
                 &self.stun.reflexive,
+                &addresses.tcp,
             ));
             tracing::info!(socket = %local, public = %seen, %server, "public address from STUN");
         }
@@ -724,7 +773,22 @@ impl Worker {
 }
 
 /// Queues a viewer's datagram on the socket it names.
-fn queue(sockets: &mut [EgressSocket], transmit: &crate::egress::peer::Transmit) {
+fn queue(
+    sockets: &mut [EgressSocket],
+    tcp_writers: &HashMap<tcp::Path, mpsc::Sender<BytesMut>>,
+    transmit: &crate::egress::peer::Transmit,
+) {
+    if transmit.tcp {
+        let path = tcp::Path {
+            local: transmit.local,
+            remote: transmit.remote,
+        };
+        // A full connection loses the packet, as a full socket buffer would.
+        if let Some(writer) = tcp_writers.get(&path) {
+            let _ = writer.try_send(transmit.bytes.clone());
+        }
+        return;
+    }
     match sockets
         .iter_mut()
         .find(|socket| socket.local_addr() == transmit.local)

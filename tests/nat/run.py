@@ -17,6 +17,7 @@ Run by default (all pass):
                            (STUN) and a relay (TURN, REST credentials)
   join-rate                a LAN address POSTing more than 30 offers a minute gets 429
   loop-lan                 no ICE servers: the egress loop serves the viewer -> host pair (aiortc)
+  loop-tcp-chromium        UDP blocked, no ICE servers: the egress loop's ICE-TCP listener (Chromium)
   loop-stun                device behind a NAT, STUN only: the egress loop offers the public
                            address STUN saw                 -> srflx in the answer (aiortc)
 
@@ -310,14 +311,18 @@ def case_relay(net, tmp):
         p and p.startswith("relay ->") for p in d)
 
 
-def no_udp(browser):
+def no_udp(browser, servers=("stun", "turn")):
+    """UDP blocked for the viewer: it connects over TCP to the device's passive candidate.
+    With no ICE servers the egress loop serves it, and must say so."""
     def case(net, tmp):
         lan(net)
         for chain in ("OUTPUT", "INPUT"):
             sh("iptables", "-A", chain, "-p", "udp", "-j", "DROP", ns="view")
         start_turn(net, "turn", tmp)
-        start_device(net, "dev", tmp, tcp_candidates=True)
-        return run_viewer("view", "http://10.1.0.2:8080", browser), lambda v, d: v[2] == "tcp"
+        start_device(net, "dev", tmp, servers=servers, tcp_candidates=True)
+        on_loop = lambda: servers or in_log(tmp, "served by the egress loop")
+        return run_viewer("view", "http://10.1.0.2:8080", browser), lambda v, d: (
+            v[2] == "tcp" and bool(on_loop()))
     return case
 
 
@@ -379,6 +384,7 @@ CASES = {
     "relay": case_relay,
     "no-udp": no_udp(browser=False),
     "no-udp-chromium": no_udp(browser=True),
+    "loop-tcp-chromium": no_udp(browser=True, servers=()),
     "check-ice": case_check_ice,
     "loop-lan": case_loop_lan,
     "loop-stun": case_loop_stun,
@@ -393,7 +399,7 @@ FLAKY = {
 }
 
 DEFAULT = ["lan", "nat", "relay", "symmetric-relay-chromium", "no-udp-chromium", "check-ice",
-           "join-rate", "loop-lan", "loop-stun"]
+           "join-rate", "loop-lan", "loop-stun", "loop-tcp-chromium"]
 
 
 class Outcome:
