@@ -156,11 +156,19 @@ def judge(lossy, clean, requests, seconds, freeze_limit):
     return failures + clean_failures, bool(clean_failures)
 
 
+def gathered_nothing(result):
+    """Whether a browser that never played found not one candidate of its own in any of its
+    connections: then it sent no check anywhere, and no sender could have reached it."""
+    events = (result.get("ice") or {}).get("events")
+    return events is not None and not any(" candidate candidate:" in e for e in events)
+
+
 def run_case(name, loss, seconds, check, pipeline):
     kind, extra, freeze_limit = CASES[name]
     started = time.monotonic()
     with nat.case_namespaces(name, "loss") as (net, tmp, outcome):
         outcome.clean_failed = False
+        outcome.browser_failed = False
         network(net)
         start_device(net, tmp, pipeline)
         before, t0 = status(), time.monotonic()
@@ -170,6 +178,7 @@ def run_case(name, loss, seconds, check, pipeline):
             # here (and an aiortc join at 5 % loss sometimes never finishes its DTLS handshake).
             missing = wait_until_connected("10.30.1.2", lossy)
             if missing:
+                outcome.browser_failed = lossy.done() and gathered_nothing(lossy.result())
                 raise RuntimeError(missing)
             lose(loss)
             # Starts second so that the clean viewer's window lies within the lossy one's.
@@ -212,10 +221,15 @@ def main():
     failures = 0
     for name in wanted:
         outcome = run_case(name, args.loss, args.seconds, not args.no_check, args.pipeline)
-        if not outcome.ok and (outcome.clean_failed or name in FLAKY):
+        if not outcome.ok and (outcome.clean_failed or outcome.browser_failed or name in FLAKY):
             # The viewer without loss stalled as well: the machine did, not the repairs. Such
             # a run says nothing about loss; the case runs once more, and that run counts.
-            why = "the clean viewer failed too (a stalled machine)" if outcome.clean_failed else FLAKY[name]
+            if outcome.clean_failed:
+                why = "the clean viewer failed too (a stalled machine)"
+            elif outcome.browser_failed:
+                why = "the browser gathered no candidate of its own, so it sent no check at all"
+            else:
+                why = FLAKY[name]
             print(f"     {why}; running {name} once more")
             outcome = run_case(name, args.loss, args.seconds, not args.no_check, args.pipeline)
         failures += 0 if outcome.ok else 1
