@@ -8,6 +8,7 @@
 //! [`socket`] (GSO batches) → viewers; [`demux`] routes what comes back.
 
 pub(crate) mod candidates;
+pub(crate) mod certificate;
 pub(crate) mod demux;
 pub(crate) mod peer;
 pub(crate) mod socket;
@@ -149,9 +150,10 @@ pub fn start_loop(
         "viewers are served by the egress loop"
     );
     Ok(EgressLoop::start(
-        worker::Transports {
+        worker::LoopParts {
             sockets,
             tcp_events,
+            certificate: certificate::LoopCertificate::new()?,
         },
         worker::Addresses {
             bound,

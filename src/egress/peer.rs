@@ -14,6 +14,7 @@ use crate::webrtc::offer::OfferSummary;
 use crate::webrtc::sdpfrag::{self, SdpFrag};
 use crate::webrtc::session::SessionError;
 use bytes::BytesMut;
+use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
@@ -96,6 +97,7 @@ impl ViewerPeer {
         offer: String,
         wanted: &OfferSummary,
         candidates: &[LocalCandidate],
+        certificate: &RTCCertificate,
     ) -> Result<(ViewerPeer, String), SessionError> {
         // ICE credentials are the stack's own (random, and new ones on a restart).
         let setting_engine = SettingEngineBuilder::new()
@@ -113,7 +115,11 @@ impl ViewerPeer {
             .build();
         let media_engine = api::media_engine().map_err(setup)?;
         let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_certificates(vec![certificate.clone()])
+                    .build(),
+            )
             .with_media_engine(media_engine)
             .with_setting_engine(setting_engine)
             .with_interceptor_registry(api::interceptors(None))

@@ -68,14 +68,29 @@ struct Call {
     sent_to: Vec<SocketAddr>,
 }
 
+fn certificate() -> rtc::peer_connection::certificate::RTCCertificate {
+    crate::egress::certificate::LoopCertificate::new()
+        .unwrap()
+        .at(std::time::SystemTime::now())
+        .unwrap()
+        .clone()
+}
+
 impl Call {
     fn start(audio: bool) -> (Call, String) {
         let now = Instant::now();
         let (mut browser, offer) = browser(now, audio);
         let wanted = check_offer(&offer, audio).unwrap();
         let candidates = [LocalCandidate::host(addr(SERVER))];
-        let (viewer, answer) =
-            ViewerPeer::answer(now, &PeerSettings::default(), offer, &wanted, &candidates).unwrap();
+        let (viewer, answer) = ViewerPeer::answer(
+            now,
+            &PeerSettings::default(),
+            offer,
+            &wanted,
+            &candidates,
+            &certificate(),
+        )
+        .unwrap();
         browser
             .set_remote_description(now, RTCSessionDescription::answer(answer.clone()).unwrap())
             .unwrap();
@@ -345,6 +360,7 @@ fn a_malformed_offer_is_the_viewers_fault() {
         "v=0\r\nnonsense".to_owned(),
         &wanted,
         &[LocalCandidate::host(addr(SERVER))],
+        &certificate(),
     );
     assert!(
         matches!(result, Err(SessionError::Negotiation(_))),

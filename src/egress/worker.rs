@@ -4,6 +4,7 @@
 //! messages, so nothing here is shared behind a lock and nothing waits on one viewer.
 
 use crate::egress::candidates::LocalCandidate;
+use crate::egress::certificate::LoopCertificate;
 use crate::egress::demux::{Demux, ViewerKey};
 use crate::egress::peer::{Connection, PeerEvent, Sent, ViewerPeer};
 use crate::egress::socket::EgressSocket;
@@ -84,7 +85,7 @@ pub struct EgressLoop {
 impl EgressLoop {
     /// Binds `sockets` (already bound, kept for the daemon's life) and starts the loop.
     pub fn start(
-        transports: Transports,
+        parts: LoopParts,
         addresses: Addresses,
         candidates: Vec<LocalCandidate>,
         settings: PeerSettings,
@@ -93,10 +94,11 @@ impl EgressLoop {
         totals: Arc<Totals>,
     ) -> EgressLoop {
         let (tx, rx) = mpsc::unbounded_channel();
-        let Transports {
+        let LoopParts {
             sockets,
             tcp_events,
-        } = transports;
+            certificate,
+        } = parts;
         let (incoming_tx, incoming) = mpsc::channel(INCOMING_QUEUE);
         let candidates = Arc::new(candidates);
         let worker = Worker {
@@ -104,6 +106,7 @@ impl EgressLoop {
             incoming,
             tcp_events,
             tcp_writers: HashMap::new(),
+            certificate,
             media: Arc::new(Notify::new()),
             sockets: Vec::new(),
             candidates,
@@ -220,6 +223,8 @@ struct Worker {
     commands: mpsc::UnboundedReceiver<Command>,
     incoming: mpsc::Receiver<(SocketAddr, SocketAddr, BytesMut)>,
     tcp_events: mpsc::Receiver<TcpEvent>,
+    /// What every viewer's DTLS runs with.
+    certificate: LoopCertificate,
     /// The open ICE-TCP connections, by path.
     tcp_writers: HashMap<tcp::Path, mpsc::Sender<BytesMut>>,
     /// Woken by the hubs when a viewer's queue has media.
@@ -243,10 +248,12 @@ struct Worker {
     stun: Stun,
 }
 
-/// What the loop receives viewers on: its UDP sockets, and what its ICE-TCP listeners hear.
-pub struct Transports {
+/// What the loop is made with: its UDP sockets, what its ICE-TCP listeners hear, and the
+/// DTLS certificate of its viewers.
+pub struct LoopParts {
     pub sockets: Vec<EgressSocket>,
     pub tcp_events: mpsc::Receiver<TcpEvent>,
+    pub certificate: LoopCertificate,
 }
 
 /// What the loop's candidates are made of.
@@ -329,8 +336,20 @@ impl Worker {
                 stats,
                 reply,
             } => {
-                let result =
-                    ViewerPeer::answer(now, &self.settings, offer, &wanted, &self.candidates);
+                let result = self
+                    .certificate
+                    .at(std::time::SystemTime::now())
+                    .map_err(SessionError::Setup)
+                    .and_then(|certificate| {
+                        ViewerPeer::answer(
+                            now,
+                            &self.settings,
+                            offer,
+                            &wanted,
+                            &self.candidates,
+                            certificate,
+                        )
+                    });
                 let (peer, answer) = match result {
                     Ok(answered) => answered,
                     Err(e) => {
