@@ -66,6 +66,14 @@ struct Call {
     received: Vec<rtc::rtp::Packet>,
     /// Datagrams the viewer sent, by destination.
     sent_to: Vec<SocketAddr>,
+    /// DTLS datagrams still to be lost on the way, from us and from the browser.
+    lose_dtls_sent: usize,
+    lose_dtls_received: usize,
+}
+
+/// RFC 7983: DTLS records start with 20 to 63.
+fn is_dtls(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|b| (20..=63).contains(b))
 }
 
 fn certificate() -> rtc::peer_connection::certificate::RTCCertificate {
@@ -101,6 +109,8 @@ impl Call {
             events: Vec::new(),
             received: Vec::new(),
             sent_to: Vec::new(),
+            lose_dtls_sent: 0,
+            lose_dtls_received: 0,
         };
         (call, answer)
     }
@@ -117,6 +127,10 @@ impl Call {
                     "sent from a socket we do not have"
                 );
                 self.sent_to.push(transmit.remote);
+                if self.lose_dtls_sent > 0 && is_dtls(&transmit.bytes) {
+                    self.lose_dtls_sent -= 1;
+                    continue;
+                }
                 let message = TaggedBytesMut {
                     now: self.now,
                     transport: TransportContext {
@@ -131,6 +145,10 @@ impl Call {
             }
             while let Some(message) = self.browser.poll_write() {
                 moved = true;
+                if self.lose_dtls_received > 0 && is_dtls(&message.message) {
+                    self.lose_dtls_received -= 1;
+                    continue;
+                }
                 self.viewer.handle_datagram(
                     self.now,
                     message.transport.peer_addr,
@@ -367,4 +385,25 @@ fn a_malformed_offer_is_the_viewers_fault() {
         "{:?}",
         result.err()
     );
+}
+
+#[test]
+fn lost_dtls_flights_are_sent_again() {
+    for (sent, received) in [(1, 0), (0, 1), (2, 2)] {
+        let (mut call, _) = Call::start(false);
+        call.lose_dtls_sent = sent;
+        call.lose_dtls_received = received;
+        call.run_until(
+            &format!(
+                "connecting with {sent} of our DTLS datagrams and {received} of the browser's lost"
+            ),
+            Duration::from_secs(10),
+            Call::connected,
+        );
+        assert_eq!(
+            (call.lose_dtls_sent, call.lose_dtls_received),
+            (0, 0),
+            "the losses happened"
+        );
+    }
 }
