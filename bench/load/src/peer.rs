@@ -40,12 +40,14 @@ impl PeerConnectionEventHandler for Receiver {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.stats.lock().unwrap().connection = state.to_string();
         if std::env::var_os("BENCH_DEBUG").is_some() {
             eprintln!("viewer connection: {state}");
         }
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        self.stats.lock().unwrap().has_track = true;
         let stats = Arc::clone(&self.stats);
         let clock = Arc::clone(&self.clock);
         tokio::spawn(async move {

@@ -155,6 +155,21 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let without_video = viewers.len() - with_video();
+    if without_video > 0 {
+        let mut what: std::collections::BTreeMap<String, usize> = Default::default();
+        for viewer in &viewers {
+            let stats = viewer.peer.stats.lock().unwrap();
+            if stats.first_decodable.is_none() {
+                *what.entry(stats.describe()).or_default() += 1;
+            }
+        }
+        eprintln!(
+            "{} of {} viewers had no decodable frame within {:?}: {what:?}",
+            without_video,
+            viewers.len(),
+            settings.join_timeout
+        );
+    }
     let all_video_s = (without_video == 0 && join_errors.is_empty()).then(|| {
         viewers
             .iter()

@@ -43,6 +43,10 @@ pub struct ReceiveStats {
     pub keyframe_latencies_us: Vec<u32>,
     pub latencies_us: Vec<u32>,
     pub measuring: bool,
+    /// The viewer's last connection state and whether its video track arrived, to say what
+    /// happened to a viewer that never had a decodable frame.
+    pub connection: String,
+    pub has_track: bool,
 }
 
 impl ReceiveStats {
@@ -60,6 +64,8 @@ impl ReceiveStats {
             keyframe_latencies_us: Vec::new(),
             latencies_us: Vec::new(),
             measuring: false,
+            connection: "new".to_owned(),
+            has_track: false,
         }
     }
 
@@ -71,6 +77,18 @@ impl ReceiveStats {
             highest_counter: self.highest_counter,
             incomplete_frames: self.incomplete_frames,
         }
+    }
+
+    /// What a viewer without video got: its connection state, its track, packets and frames.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, track {}, {} packets, {} frames ({} incomplete)",
+            self.connection,
+            if self.has_track { "yes" } else { "no" },
+            self.packets,
+            self.frames_counted,
+            self.incomplete_frames
+        )
     }
 
     pub fn time_to_first_frame(&self) -> Option<Duration> {
