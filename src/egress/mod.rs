@@ -10,6 +10,7 @@
 pub(crate) mod candidates;
 pub(crate) mod demux;
 pub(crate) mod peer;
+pub(crate) mod relay;
 pub(crate) mod socket;
 pub(crate) mod stun;
 pub(crate) mod worker;
@@ -52,26 +53,21 @@ impl ViewerEgress {
 }
 
 /// Why the loop cannot serve these settings, if it cannot: what only the per-viewer
-/// connections do so far (TURN relays, ICE-TCP).
+/// connections do so far (ICE-TCP).
 pub fn loop_unsupported(settings: &PeerSettings) -> Option<&'static str> {
-    let turn = settings
-        .ice_servers
-        .iter()
-        .flat_map(|server| &server.urls)
-        .any(|url| url.starts_with("turn:") || url.starts_with("turns:"));
-    if settings.relay_only {
-        Some("relay-only ICE")
-    } else if settings.tcp_candidates {
+    if settings.tcp_candidates {
         Some("ICE-TCP candidates")
-    } else if turn {
-        Some("TURN servers")
     } else {
         None
     }
 }
 
-/// `host:port` of each `stun:` URL (port 3478 when none is given).
+/// `host:port` of each `stun:` URL (port 3478 when none is given). None with relay-only ICE,
+/// which offers no address STUN could tell.
 fn stun_servers(settings: &PeerSettings) -> Vec<String> {
+    if settings.relay_only {
+        return Vec::new();
+    }
     settings
         .ice_servers
         .iter()
@@ -123,9 +119,20 @@ pub fn start_loop(
         .iter()
         .filter_map(|ip| ip.parse().ok())
         .collect();
-    let candidates: Vec<LocalCandidate> = candidates::gather(&bound, &public, &[]);
+    // With relay-only ICE, viewers are answered with relayed addresses only, once allocated.
+    let candidates: Vec<LocalCandidate> = if settings.relay_only {
+        Vec::new()
+    } else {
+        candidates::gather(&bound, &public, &[])
+    };
+    let (turn_servers, skipped) = relay::turn_servers(&settings.ice_servers);
+    for url in skipped {
+        tracing::warn!(%url, "the egress loop reaches TURN servers over UDP only; not used");
+    }
     tracing::info!(
         sockets = ?bound,
+        turn = turn_servers.len(),
+        relay_only = settings.relay_only,
         "viewers are served by the egress loop"
     );
     Ok(EgressLoop::start(
@@ -134,6 +141,7 @@ pub fn start_loop(
             bound,
             public,
             stun_servers: stun_servers(settings),
+            turn_servers,
         },
         candidates,
         settings.clone(),
