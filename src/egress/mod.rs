@@ -10,6 +10,7 @@
 pub(crate) mod candidates;
 pub(crate) mod demux;
 pub(crate) mod peer;
+pub(crate) mod permits;
 pub(crate) mod relay;
 pub(crate) mod socket;
 pub(crate) mod stun;

@@ -347,7 +347,7 @@ impl Worker {
                 };
                 if result.is_ok() && self.settings.relay_only {
                     let lines = frag.candidates.iter().map(|c| c.candidate.as_str());
-                    self.permit(now, crate::egress::relay::candidate_addrs(lines));
+                    self.permit(now, crate::egress::permits::candidate_addrs(lines));
                 }
                 let _ = reply.send(result);
                 self.after(key);
@@ -365,6 +365,10 @@ impl Worker {
                 {
                     self.demux.add_ufrag(viewer.peer.ufrag(), key);
                     tracing::info!("ICE restarted");
+                    if self.settings.relay_only {
+                        let lines = frag.candidates.iter().map(|c| c.candidate.as_str());
+                        self.permit(now, crate::egress::permits::candidate_addrs(lines));
+                    }
                 }
                 let _ = reply.send(result);
                 self.after(key);
@@ -392,7 +396,7 @@ impl Worker {
             let lines = offer
                 .lines()
                 .filter(|line| line.starts_with("a=candidate:"));
-            let mut peers = crate::egress::relay::candidate_addrs(lines);
+            let mut peers = crate::egress::permits::candidate_addrs(lines);
             peers.extend(remote);
             self.permit(now, peers);
         }
