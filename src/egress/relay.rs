@@ -257,8 +257,8 @@ impl Relays {
         let Some(client) = allocation.client.as_mut() else {
             return false;
         };
-        // Ours, and not a nonce gone stale (which rtc-turn answers itself): the allocation
-        // is gone, or going.
+        // Ours, and not a stale nonce (rtc-turn signs the next refresh with the new one): the
+        // allocation is gone, or going.
         let refused = refused_refresh(&bytes)
             .filter(|(request, code)| {
                 client.has_transaction(request) && *code != CODE_STALE_NONCE.0
