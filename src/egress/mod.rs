@@ -128,7 +128,12 @@ pub fn start_loop(
     };
     let (turn_servers, skipped) = relay::turn_servers(&settings.ice_servers);
     for url in skipped {
-        tracing::warn!(%url, "the egress loop reaches TURN servers over UDP only; not used");
+        // Still handed to viewers; only a configuration with no UDP relay at all is a problem.
+        if turn_servers.is_empty() {
+            tracing::warn!(%url, "the egress loop reaches TURN servers over UDP only; not used");
+        } else {
+            tracing::info!(%url, "the egress loop reaches TURN servers over UDP; not used here");
+        }
     }
     tracing::info!(
         sockets = ?bound,
