@@ -1,10 +1,13 @@
 //! Trickle ICE and ICE restart over WHEP PATCH (RFC 9725 §4.3–4.4) with a real viewer:
 //! the stream survives a restart, and a browser's mDNS candidate does no harm. ICE over TCP
 //! on the egress loop: the answer offers a passive TCP candidate beside the UDP one, and a
-//! connection that brings no viewer's check is closed, leaving the daemon as it was.
+//! connection that brings no viewer's check is closed, leaving the daemon as it was. And
+//! relay-only ICE with no relay to offer: the viewer is told so, not answered with nothing to
+//! reach.
 
 use fieldcast_test_support as support;
 
+use fieldcast::webrtc::api::IceServer;
 use fieldcast::webrtc::sdpfrag::{SdpFrag, restart_offer};
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use std::time::Duration;
@@ -201,4 +204,43 @@ async fn the_answer_offers_tcp_and_a_stranger_is_shown_the_door() {
         200,
         "the daemon is well after the stranger"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_without_a_relay_refuses_the_viewer_after_a_short_wait() {
+    // A TURN server that never answers: the loop's Allocate goes unanswered.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("turn:{}?transport=udp", silent.local_addr().unwrap());
+    let daemon = start_daemon_with(|config| {
+        config.peer.relay_only = true;
+        config.peer.ice_servers = vec![IceServer {
+            username: Some("club".into()),
+            credential: Some("secret".into()),
+            ..IceServer::stun(&url)
+        }];
+    })
+    .await;
+    let base = base_url(&daemon);
+    let offer = offer_for(Wants {
+        video: true,
+        audio: false,
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/whep"))
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 500);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("no TURN relay is allocated"), "{body}");
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(8),
+        "answered after {waited:?}: the offer should wait a few seconds for a relay"
+    );
+    daemon.shutdown().await;
 }

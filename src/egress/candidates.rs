@@ -1,12 +1,12 @@
 //! The ICE candidates every viewer is answered with: the egress loop's sockets, bound once,
 //! as host candidates (or, behind a router forwarding the port, under the public address the
-//! settings name), the public address a STUN server saw for them, and the TCP listeners
-//! beside them (ICE-TCP, passive). No IO here.
+//! settings name), the public address a STUN server saw for them, the addresses TURN
+//! servers relay for them, and the TCP listeners beside them (ICE-TCP, passive). No IO here.
 
 use rtc::ice::tcp_type::TcpType;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
-    RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, CandidateRelayConfig, CandidateServerReflexiveConfig,
+    RTCIceCandidate, RTCIceCandidateInit,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -19,7 +19,15 @@ pub enum Kind {
     ServerReflexive {
         base: SocketAddr,
     },
+    /// Relayed by a TURN server at `addr`; `related` is what the answer names as its origin
+    /// (the socket, or nothing when the device's addresses are to stay hidden).
+    Relay {
+        related: SocketAddr,
+    },
 }
+
+/// The related address of a relay candidate that names no socket.
+const NO_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// One local candidate: where viewers send, and through which socket it arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +58,18 @@ impl LocalCandidate {
         }
     }
 
-    /// The socket that sends and receives for this candidate.
+    pub fn relay(addr: SocketAddr, related: SocketAddr) -> Self {
+        Self {
+            kind: Kind::Relay { related },
+            addr,
+        }
+    }
+
+    /// Where the connection sees this candidate's datagrams: the socket, or for a relay
+    /// candidate the relayed address (the loop moves them through the TURN server).
     pub fn base(&self) -> SocketAddr {
         match self.kind {
-            Kind::Host | Kind::PassiveTcp => self.addr,
+            Kind::Host | Kind::PassiveTcp | Kind::Relay { .. } => self.addr,
             Kind::ServerReflexive { base } => base,
         }
     }
@@ -90,6 +106,13 @@ impl LocalCandidate {
                 ..Default::default()
             }
             .new_candidate_server_reflexive()?,
+            Kind::Relay { related } => CandidateRelayConfig {
+                base_config,
+                rel_addr: related.ip().to_string(),
+                rel_port: related.port(),
+                ..Default::default()
+            }
+            .new_candidate_relay()?,
         };
         RTCIceCandidate::from(&candidate).to_json()
     }
@@ -147,6 +170,18 @@ pub fn tcp_listener_address(socket: SocketAddr, nat_1to1_ips: &[IpAddr]) -> Sock
         .iter()
         .find(|ip| ip.is_ipv4() == socket.is_ipv4())
         .map_or(socket, |&ip| SocketAddr::new(ip, socket.port()))
+}
+
+/// Relay candidates for `relayed` ((relayed address, the socket holding the allocation)).
+/// With `hide_sockets` (relay-only ICE) they name no related address, so the answer shows
+/// nothing of the device's own addresses.
+pub fn relayed(relayed: &[(SocketAddr, SocketAddr)], hide_sockets: bool) -> Vec<LocalCandidate> {
+    relayed
+        .iter()
+        .map(|&(addr, socket)| {
+            LocalCandidate::relay(addr, if hide_sockets { NO_ADDRESS } else { socket })
+        })
+        .collect()
 }
 
 /// The addresses to bind for `configured` (`ip:port`): an unspecified IP stands for every
@@ -243,6 +278,38 @@ mod tests {
             init.candidate
         );
         assert!(init.candidate.contains(" tcp "), "{}", init.candidate);
+    }
+
+    #[test]
+    fn a_relayed_address_names_its_socket() {
+        let candidates = relayed(
+            &[(addr("203.0.113.254:49160"), addr("10.0.0.2:40000"))],
+            false,
+        );
+        assert_eq!(candidates[0].base(), addr("203.0.113.254:49160"));
+        let init = candidates[0].to_init().unwrap();
+        assert!(
+            init.candidate
+                .contains("203.0.113.254 49160 typ relay raddr 10.0.0.2 rport 40000"),
+            "{}",
+            init.candidate
+        );
+    }
+
+    #[test]
+    fn relay_only_hides_the_socket() {
+        let candidates = relayed(
+            &[(addr("203.0.113.254:49160"), addr("10.0.0.2:40000"))],
+            true,
+        );
+        let init = candidates[0].to_init().unwrap();
+        assert!(
+            init.candidate
+                .contains("203.0.113.254 49160 typ relay raddr 0.0.0.0 rport 0"),
+            "{}",
+            init.candidate
+        );
+        assert!(!init.candidate.contains("10.0.0.2"));
     }
 
     #[test]

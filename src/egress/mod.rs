@@ -11,6 +11,8 @@ pub(crate) mod candidates;
 pub(crate) mod certificate;
 pub(crate) mod demux;
 pub(crate) mod peer;
+pub(crate) mod permits;
+pub(crate) mod relay;
 pub(crate) mod socket;
 pub(crate) mod stun;
 pub(crate) mod tcp;
@@ -53,25 +55,12 @@ impl ViewerEgress {
     }
 }
 
-/// Why the loop cannot serve these settings, if it cannot: what only the per-viewer
-/// connections do so far (TURN relays, and so the relay-only policy).
-pub fn loop_unsupported(settings: &PeerSettings) -> Option<&'static str> {
-    let turn = settings
-        .ice_servers
-        .iter()
-        .flat_map(|server| &server.urls)
-        .any(|url| url.starts_with("turn:") || url.starts_with("turns:"));
-    if settings.relay_only {
-        Some("relay-only ICE")
-    } else if turn {
-        Some("TURN servers")
-    } else {
-        None
-    }
-}
-
-/// `host:port` of each `stun:` URL (port 3478 when none is given).
+/// `host:port` of each `stun:` URL (port 3478 when none is given). None with relay-only ICE,
+/// which offers no address STUN could tell.
 fn stun_servers(settings: &PeerSettings) -> Vec<String> {
+    if settings.relay_only {
+        return Vec::new();
+    }
     settings
         .ice_servers
         .iter()
@@ -126,10 +115,11 @@ pub fn start_loop(
         .iter()
         .filter_map(|ip| ip.parse().ok())
         .collect();
-    // A TCP listener beside each socket, on the same address and, where it is free, port.
+    // A TCP listener beside each socket, on the same address and, where it is free, port;
+    // none with relay-only ICE, which offers relayed addresses alone.
     let (tcp_tx, tcp_events) = tokio::sync::mpsc::channel(TCP_EVENTS);
     let mut tcp = Vec::new();
-    if settings.tcp_candidates {
+    if settings.tcp_candidates && !settings.relay_only {
         for (&socket, &port_fixed) in bound.iter().zip(&fixed) {
             let listener = tcp::bind(socket, port_fixed, settings.port_range)
                 .map_err(|e| format!("cannot listen for ICE-TCP on {socket}: {e}"))?;
@@ -143,10 +133,26 @@ pub fn start_loop(
         }
     }
     drop(tcp_tx);
-    let candidates: Vec<LocalCandidate> = candidates::all(&bound, &public, &[], &tcp);
+    // With relay-only ICE, viewers are answered with relayed addresses only, once allocated.
+    let candidates: Vec<LocalCandidate> = if settings.relay_only {
+        Vec::new()
+    } else {
+        candidates::all(&bound, &public, &[], &tcp)
+    };
+    let (turn_servers, skipped) = relay::turn_servers(&settings.ice_servers);
+    for url in skipped {
+        // Still handed to viewers; only a configuration with no UDP relay at all is a problem.
+        if turn_servers.is_empty() {
+            tracing::warn!(%url, "the egress loop reaches TURN servers over UDP only; not used");
+        } else {
+            tracing::info!(%url, "the egress loop reaches TURN servers over UDP; not used here");
+        }
+    }
     tracing::info!(
         sockets = ?bound,
         tcp = ?tcp,
+        turn = turn_servers.len(),
+        relay_only = settings.relay_only,
         "viewers are served by the egress loop"
     );
     Ok(EgressLoop::start(
@@ -160,6 +166,7 @@ pub fn start_loop(
             public,
             stun_servers: stun_servers(settings),
             tcp,
+            turn_servers,
         },
         candidates,
         settings.clone(),

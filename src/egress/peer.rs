@@ -101,6 +101,9 @@ impl ViewerPeer {
     ) -> Result<(ViewerPeer, String), SessionError> {
         // ICE credentials are the stack's own (random, and new ones on a restart).
         let setting_engine = SettingEngineBuilder::new()
+            // Browsers' `.local` names are not resolved: their checks reach us anyway and show
+            // up as peer-reflexive, and no multicast query leaves the device.
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             // The DTLS client (RFC 5763's "active"): our handshake ends when the viewer's
             // has, so no media leaves before the viewer can decrypt it.
             .with_answering_dtls_role(RTCDtlsRole::Client)

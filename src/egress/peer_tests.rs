@@ -13,6 +13,8 @@ use std::time::Duration;
 
 const SERVER: &str = "10.0.0.2:40000";
 const BROWSER: &str = "10.0.0.9:51000";
+/// What a TURN server relays for the server's socket.
+const RELAYED: &str = "203.0.113.254:49160";
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
@@ -66,6 +68,8 @@ struct Call {
     received: Vec<rtc::rtp::Packet>,
     /// Datagrams the viewer sent, by destination.
     sent_to: Vec<SocketAddr>,
+    /// Where the viewer's datagrams leave from (and the browser's arrive).
+    local: SocketAddr,
     /// DTLS datagrams still to be lost on the way, from us and from the browser.
     lose_dtls_sent: usize,
     lose_dtls_received: usize,
@@ -86,16 +90,20 @@ fn certificate() -> rtc::peer_connection::certificate::RTCCertificate {
 
 impl Call {
     fn start(audio: bool) -> (Call, String) {
+        Call::start_on(audio, LocalCandidate::host(addr(SERVER)))
+    }
+
+    /// The viewer answering with `candidate` alone.
+    fn start_on(audio: bool, candidate: LocalCandidate) -> (Call, String) {
         let now = Instant::now();
         let (mut browser, offer) = browser(now, audio);
         let wanted = check_offer(&offer, audio).unwrap();
-        let candidates = [LocalCandidate::host(addr(SERVER))];
         let (viewer, answer) = ViewerPeer::answer(
             now,
             &PeerSettings::default(),
             offer,
             &wanted,
-            &candidates,
+            &[candidate],
             &certificate(),
         )
         .unwrap();
@@ -111,6 +119,7 @@ impl Call {
             sent_to: Vec::new(),
             lose_dtls_sent: 0,
             lose_dtls_received: 0,
+            local: candidate.base(),
         };
         (call, answer)
     }
@@ -122,8 +131,7 @@ impl Call {
             while let Some(transmit) = self.viewer.poll_transmit() {
                 moved = true;
                 assert_eq!(
-                    transmit.local,
-                    addr(SERVER),
+                    transmit.local, self.local,
                     "sent from a socket we do not have"
                 );
                 self.sent_to.push(transmit.remote);
@@ -231,6 +239,30 @@ fn the_answer_carries_our_candidate_and_credentials() {
     assert!(call.viewer.has_video() && !call.viewer.has_audio());
     assert!(call.viewer.rtx(), "the browser offered RTX for H.264");
     assert!(call.viewer.remote_ufrag().is_some());
+}
+
+#[test]
+fn a_relay_only_answer_names_no_address_of_ours() {
+    let relayed = crate::egress::candidates::relayed(&[(addr(RELAYED), addr(SERVER))], true);
+    let (_, answer) = Call::start_on(false, relayed[0]);
+    assert!(answer.contains("203.0.113.254 49160 typ relay"), "{answer}");
+    assert!(!answer.contains("10.0.0.2"), "{answer}");
+}
+
+#[test]
+fn connects_through_a_relayed_address() {
+    let relayed = crate::egress::candidates::relayed(&[(addr(RELAYED), addr(SERVER))], false);
+    let (mut call, _) = Call::start_on(false, relayed[0]);
+    call.run_until("connected", Duration::from_secs(5), Call::connected);
+    let sent = call.viewer.send_frame(call.now, &keyframe(3000, 3));
+    assert_eq!(sent.packets, 3);
+    call.run_until("the frame arriving", Duration::from_secs(1), |call| {
+        call.received.len() >= 3
+    });
+    assert_eq!(
+        call.viewer.candidate_pair().as_deref(),
+        Some("relay -> host (udp)")
+    );
 }
 
 #[test]

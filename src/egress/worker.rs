@@ -6,7 +6,8 @@
 use crate::egress::candidates::LocalCandidate;
 use crate::egress::certificate::LoopCertificate;
 use crate::egress::demux::{Demux, ViewerKey};
-use crate::egress::peer::{Connection, PeerEvent, Sent, ViewerPeer};
+use crate::egress::peer::{Connection, PeerEvent, Sent, Transmit, ViewerPeer};
+use crate::egress::relay::{Relays, TurnServer};
 use crate::egress::socket::EgressSocket;
 use crate::egress::tcp::{self, TcpEvent};
 use crate::fanout::audio::AudioQueue;
@@ -22,7 +23,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Datagrams received and not yet handled before more are dropped (viewers send little:
@@ -37,18 +38,15 @@ const PASS_BYTES: u64 = 64 * 1024;
 const PASS_PAUSE: Duration = Duration::from_millis(2);
 /// Largest datagram read.
 const RECEIVE_BUFFER: usize = 2048;
+/// How long a viewer's offer waits for a relay to be allocated, with relay-only ICE.
+const RELAY_WAIT: Duration = Duration::from_secs(3);
 
 /// How a viewer ended, for the log.
 pub type EndReason = &'static str;
 
 /// What the HTTP side asks of the loop.
 enum Command {
-    Join {
-        offer: String,
-        wanted: OfferSummary,
-        stats: Arc<ViewerStats>,
-        reply: oneshot::Sender<Result<Joined, SessionError>>,
-    },
+    Join(JoinRequest),
     Candidates {
         key: ViewerKey,
         frag: SdpFrag,
@@ -62,6 +60,16 @@ enum Command {
     Leave {
         key: ViewerKey,
     },
+}
+
+/// A viewer's offer.
+struct JoinRequest {
+    offer: String,
+    wanted: OfferSummary,
+    stats: Arc<ViewerStats>,
+    /// Where the viewer's HTTP request came from: likely where its media comes from too.
+    remote: Option<SocketAddr>,
+    reply: oneshot::Sender<Result<Joined, SessionError>>,
 }
 
 /// A viewer the loop answered.
@@ -101,6 +109,7 @@ impl EgressLoop {
         } = parts;
         let (incoming_tx, incoming) = mpsc::channel(INCOMING_QUEUE);
         let candidates = Arc::new(candidates);
+        let relay_only = settings.relay_only;
         let worker = Worker {
             commands: rx,
             incoming,
@@ -122,6 +131,8 @@ impl EgressLoop {
             paced: None,
             addresses,
             stun: Stun::default(),
+            relays: Relays::new(relay_only),
+            waiting: Vec::new(),
         };
         let mut worker = worker;
         for socket in sockets {
@@ -141,14 +152,16 @@ impl EgressLoop {
         offer: String,
         wanted: OfferSummary,
         stats: Arc<ViewerStats>,
+        remote: Option<SocketAddr>,
     ) -> Result<Joined, SessionError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Join {
+        self.send(Command::Join(JoinRequest {
             offer,
             wanted,
             stats,
+            remote,
             reply,
-        })?;
+        }))?;
         rx.await.map_err(|_| gone())?
     }
 
@@ -246,6 +259,9 @@ struct Worker {
     paced: Option<Instant>,
     addresses: Addresses,
     stun: Stun,
+    relays: Relays,
+    /// Offers waiting for a relay (relay-only ICE), with their deadline.
+    waiting: Vec<(Instant, JoinRequest)>,
 }
 
 /// What the loop is made with: its UDP sockets, what its ICE-TCP listeners hear, and the
@@ -266,6 +282,8 @@ pub struct Addresses {
     pub stun_servers: Vec<String>,
     /// Where viewers reach the TCP listeners (ICE-TCP), if there are any.
     pub tcp: Vec<SocketAddr>,
+    /// The TURN servers each socket allocates a relayed address on.
+    pub turn_servers: Vec<TurnServer>,
 }
 
 /// Asking STUN servers what each socket looks like from outside.
@@ -288,14 +306,17 @@ const STUN_TRIES: u32 = 6;
 const STUN_RETRY: Duration = Duration::from_millis(500);
 /// How often the public addresses are checked again (a router may map them anew).
 const STUN_REFRESH: Duration = Duration::from_secs(60);
-/// How long resolving a STUN server's name may take.
+/// How long resolving a STUN or TURN server's name may take.
 const STUN_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Worker {
     async fn run(mut self) {
         self.resolve_stun_servers().await;
+        self.resolve_turn_servers().await;
         loop {
             let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let next_relay = self.relays.poll_timeout();
+            let next_give_up = self.waiting.iter().map(|(at, _)| *at).min();
             tokio::select! {
                 biased;
                 command = self.commands.recv() => match command {
@@ -317,6 +338,11 @@ impl Worker {
                 }
                 _ = sleep_until(next_timer) => self.on_timers(),
                 _ = sleep_until(self.stun.due) => self.ask_stun(),
+                _ = sleep_until(next_relay) => {
+                    self.relays.handle_timeout(Instant::now(), SystemTime::now());
+                    self.after_relays();
+                }
+                _ = sleep_until(next_give_up) => self.give_up_waiting(),
             }
             self.flush().await;
         }
@@ -324,78 +350,34 @@ impl Worker {
         for key in keys {
             self.end(key, "shutting down");
         }
+        self.give_up_waiting();
         self.flush().await;
     }
 
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Join {
-                offer,
-                wanted,
-                stats,
-                reply,
-            } => {
-                let result = self
-                    .certificate
-                    .at(std::time::SystemTime::now())
-                    .map_err(SessionError::Setup)
-                    .and_then(|certificate| {
-                        ViewerPeer::answer(
-                            now,
-                            &self.settings,
-                            offer,
-                            &wanted,
-                            &self.candidates,
-                            certificate,
-                        )
-                    });
-                let (peer, answer) = match result {
-                    Ok(answered) => answered,
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        return;
+            Command::Join(request) => {
+                if self.settings.relay_only && self.relays.relayed().is_empty() {
+                    if self.relays.is_empty() {
+                        let _ = request.reply.send(Err(no_relay()));
+                    } else {
+                        // The first viewers may come before the first allocation.
+                        self.waiting.push((now + RELAY_WAIT, request));
                     }
-                };
-                let key = self.next_key;
-                self.next_key += 1;
-                self.demux.add_ufrag(peer.ufrag(), key);
-                let (ended_tx, ended) = oneshot::channel();
-                let joined = Joined {
-                    key,
-                    answer,
-                    remote_ufrag: peer.remote_ufrag().map(str::to_owned),
-                    has_video: peer.has_video(),
-                    has_audio: peer.has_audio(),
-                    rtx: peer.rtx(),
-                    ended,
-                };
-                *stats.state.lock().unwrap() = Connection::Connecting;
-                self.viewers.insert(
-                    key,
-                    Viewer {
-                        peer,
-                        stats,
-                        joined: now,
-                        connect_deadline: Some(now + self.connect_timeout),
-                        scheduled: None,
-                        video: None,
-                        audio: None,
-                        ended: Some(ended_tx),
-                    },
-                );
-                if reply.send(Ok(joined)).is_err() {
-                    // The request went away while we answered: nobody will ever use this viewer.
-                    self.end(key, "the request was abandoned");
                     return;
                 }
-                self.after(key);
+                self.join(now, request);
             }
             Command::Candidates { key, frag, reply } => {
                 let result = match self.viewers.get_mut(&key) {
                     Some(viewer) => viewer.peer.add_remote_candidates(&frag),
                     None => Err(SessionError::Candidate("the session has ended".to_owned())),
                 };
+                if result.is_ok() && self.settings.relay_only {
+                    let lines = frag.candidates.iter().map(|c| c.candidate.as_str());
+                    self.permit(now, crate::egress::permits::candidate_addrs(lines));
+                }
                 let _ = reply.send(result);
                 self.after(key);
             }
@@ -412,6 +394,10 @@ impl Worker {
                 {
                     self.demux.add_ufrag(viewer.peer.ufrag(), key);
                     tracing::info!("ICE restarted");
+                    if self.settings.relay_only {
+                        let lines = frag.candidates.iter().map(|c| c.candidate.as_str());
+                        self.permit(now, crate::egress::permits::candidate_addrs(lines));
+                    }
                 }
                 let _ = reply.send(result);
                 self.after(key);
@@ -420,8 +406,180 @@ impl Worker {
         }
     }
 
+    /// Answers a viewer's offer and takes the viewer on.
+    fn join(&mut self, now: Instant, request: JoinRequest) {
+        let JoinRequest {
+            offer,
+            wanted,
+            stats,
+            remote,
+            reply,
+        } = request;
+        if self.settings.relay_only {
+            // The viewer's first checks through a relay are dropped unless the server already
+            // permits its addresses: those in its offer, and the one its request came from
+            // (a browser that names its host addresses by mDNS is only reached through what
+            // its checks reveal). With other paths open, permissions follow our own checks
+            // instead, so a relayed pair does not outrun a direct one (aiortc nominates the
+            // last pair to succeed).
+            let lines = offer
+                .lines()
+                .filter(|line| line.starts_with("a=candidate:"));
+            let mut peers = crate::egress::permits::candidate_addrs(lines);
+            peers.extend(remote);
+            self.permit(now, peers);
+        }
+        let result = self
+            .certificate
+            .at(std::time::SystemTime::now())
+            .map_err(SessionError::Setup)
+            .and_then(|certificate| {
+                ViewerPeer::answer(
+                    now,
+                    &self.settings,
+                    offer,
+                    &wanted,
+                    &self.candidates,
+                    certificate,
+                )
+            });
+        let (peer, answer) = match result {
+            Ok(answered) => answered,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let key = self.next_key;
+        self.next_key += 1;
+        self.demux.add_ufrag(peer.ufrag(), key);
+        let (ended_tx, ended) = oneshot::channel();
+        let joined = Joined {
+            key,
+            answer,
+            remote_ufrag: peer.remote_ufrag().map(str::to_owned),
+            has_video: peer.has_video(),
+            has_audio: peer.has_audio(),
+            rtx: peer.rtx(),
+            ended,
+        };
+        *stats.state.lock().unwrap() = Connection::Connecting;
+        self.viewers.insert(
+            key,
+            Viewer {
+                peer,
+                stats,
+                joined: now,
+                connect_deadline: Some(now + self.connect_timeout),
+                scheduled: None,
+                video: None,
+                audio: None,
+                ended: Some(ended_tx),
+            },
+        );
+        if reply.send(Ok(joined)).is_err() {
+            // The request went away while we answered: nobody will ever use this viewer.
+            self.end(key, "the request was abandoned");
+            return;
+        }
+        self.after(key);
+    }
+
+    /// Asks the relays to let `peers` through.
+    fn permit(&mut self, now: Instant, peers: Vec<SocketAddr>) {
+        for peer in peers {
+            self.relays.permit(now, peer);
+        }
+        self.send_to_servers();
+    }
+
+    /// Offers that waited too long for a relay are answered with an error.
+    fn give_up_waiting(&mut self) {
+        let now = Instant::now();
+        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(at, _)| *at <= now || self.commands.is_closed());
+        self.waiting = waiting;
+        for (_, request) in late {
+            let _ = request.reply.send(Err(no_relay()));
+        }
+    }
+
+    /// Takes what the relays produced: datagrams viewers sent through them, requests for the
+    /// servers, and new relayed addresses (for the answers, and for the offers waiting).
+    fn after_relays(&mut self) {
+        let now = Instant::now();
+        while let Some(received) = self.relays.poll_received() {
+            let Some(key) = self
+                .demux
+                .route(received.relayed, received.peer, &received.bytes)
+            else {
+                tracing::trace!(relayed = %received.relayed, peer = %received.peer, "relayed datagram for no viewer");
+                continue;
+            };
+            if let Some(viewer) = self.viewers.get_mut(&key) {
+                viewer
+                    .peer
+                    .handle_datagram(now, received.relayed, received.peer, received.bytes);
+                self.after(key);
+            }
+        }
+        self.send_to_servers();
+        if self.relays.take_changed() {
+            self.update_candidates();
+            if !self.relays.relayed().is_empty() {
+                for (_, request) in std::mem::take(&mut self.waiting) {
+                    self.join(now, request);
+                }
+            }
+        }
+    }
+
+    /// The candidates every new viewer is answered with, from what the loop knows now.
+    fn update_candidates(&mut self) {
+        let addresses = &self.addresses;
+        let relay_only = self.settings.relay_only;
+        let mut candidates = if relay_only {
+            Vec::new()
+        } else {
+            crate::egress::candidates::all(
+                &addresses.bound,
+                &addresses.public,
+                &self.stun.reflexive,
+                &addresses.tcp,
+            )
+        };
+        candidates.extend(crate::egress::candidates::relayed(
+            &self.relays.relayed(),
+            relay_only,
+        ));
+        self.candidates = Arc::new(candidates);
+    }
+
+    /// Requests the relays have for their servers go out on their sockets.
+    fn send_to_servers(&mut self) {
+        while let Some(out) = self.relays.poll_to_server() {
+            match self
+                .sockets
+                .iter_mut()
+                .find(|socket| socket.local_addr() == out.local)
+            {
+                Some(socket) => socket.queue(out.server, &out.bytes),
+                None => {
+                    tracing::debug!(local = %out.local, "a TURN request from no socket of ours")
+                }
+            }
+        }
+    }
+
     fn on_datagram(&mut self, local: SocketAddr, remote: SocketAddr, datagram: BytesMut) {
         if self.stun.servers.contains(&remote) && self.on_stun_answer(&datagram) {
+            return;
+        }
+        if self.relays.is_server(local, remote) {
+            self.relays
+                .handle_datagram(Instant::now(), local, remote, datagram);
+            self.after_relays();
             return;
         }
         let Some(key) = self.demux.route(local, remote, &datagram) else {
@@ -590,11 +748,23 @@ impl Worker {
         let Some(viewer) = self.viewers.get_mut(&key) else {
             return;
         };
+        let relayed = !self.relays.is_empty();
         while let Some(transmit) = viewer.peer.poll_transmit() {
             self.demux
                 .learn_sent(transmit.local, transmit.remote, &transmit.bytes, key);
-            queue(&mut self.sockets, &self.tcp_writers, &transmit);
+            send(
+                &mut self.sockets,
+                &mut self.relays,
+                &self.tcp_writers,
+                transmit,
+            );
         }
+        if relayed {
+            self.send_to_servers();
+        }
+        let Some(viewer) = self.viewers.get_mut(&key) else {
+            return;
+        };
         let mut ended = None;
         while let Some(event) = viewer.peer.poll_event() {
             match event {
@@ -670,8 +840,14 @@ impl Worker {
         };
         viewer.peer.close();
         while let Some(transmit) = viewer.peer.poll_transmit() {
-            queue(&mut self.sockets, &self.tcp_writers, &transmit);
+            send(
+                &mut self.sockets,
+                &mut self.relays,
+                &self.tcp_writers,
+                transmit,
+            );
         }
+        self.send_to_servers();
         *viewer.stats.state.lock().unwrap() = Connection::Closed;
         self.demux.forget(key);
         self.watching.retain(|watching| *watching != key);
@@ -748,13 +924,7 @@ impl Worker {
         if !known {
             self.stun.reflexive.retain(|&(base, _)| base != local);
             self.stun.reflexive.push((local, seen));
-            let addresses = &self.addresses;
-            self.candidates = Arc::new(crate::egress::candidates::all(
-                &addresses.bound,
-                &addresses.public,
-                &self.stun.reflexive,
-                &addresses.tcp,
-            ));
+            self.update_candidates();
             tracing::info!(socket = %local, public = %seen, %server, "public address from STUN");
         }
         let expected = self
@@ -779,6 +949,37 @@ impl Worker {
         true
     }
 
+    /// Resolves the TURN servers and starts allocating on them from every socket of the
+    /// server's family.
+    async fn resolve_turn_servers(&mut self) {
+        let now = Instant::now();
+        for turn in &self.addresses.turn_servers {
+            let lookup = tokio::net::lookup_host(turn.host_port.as_str());
+            let resolved: Vec<SocketAddr> =
+                match tokio::time::timeout(STUN_RESOLVE_TIMEOUT, lookup).await {
+                    Ok(Ok(addrs)) => addrs.collect(),
+                    Ok(Err(e)) => {
+                        tracing::warn!("TURN server {}: {e}", turn.url);
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            "TURN server {}: no address within {STUN_RESOLVE_TIMEOUT:?}",
+                            turn.url
+                        );
+                        continue;
+                    }
+                };
+            for &socket in &self.addresses.bound {
+                // One allocation per socket and server: a second from the same socket would
+                // be refused (437), as the server keys allocations by the 5-tuple.
+                if let Some(&server) = resolved.iter().find(|s| s.is_ipv4() == socket.is_ipv4()) {
+                    self.relays.add(now, socket, server, turn.clone());
+                }
+            }
+        }
+    }
+
     async fn flush(&mut self) {
         for socket in &mut self.sockets {
             if socket.has_queued() {
@@ -791,11 +992,21 @@ impl Worker {
     }
 }
 
-/// Queues a viewer's datagram on the socket it names.
-fn queue(
+fn no_relay() -> SessionError {
+    SessionError::Setup(
+        "relay-only ICE, and no TURN relay is allocated (is a TURN server over UDP configured \
+         and answering?)"
+            .to_owned(),
+    )
+}
+
+/// Sends a viewer's datagram: through the relay when it leaves from a relayed address, else
+/// on the socket it names.
+fn send(
     sockets: &mut [EgressSocket],
+    relays: &mut Relays,
     tcp_writers: &HashMap<tcp::Path, mpsc::Sender<BytesMut>>,
-    transmit: &crate::egress::peer::Transmit,
+    transmit: Transmit,
 ) {
     if transmit.tcp {
         let path = tcp::Path {
@@ -804,10 +1015,22 @@ fn queue(
         };
         // A full connection loses the packet, as a full socket buffer would.
         if let Some(writer) = tcp_writers.get(&path) {
-            let _ = writer.try_send(transmit.bytes.clone());
+            let _ = writer.try_send(transmit.bytes);
         }
-        return;
+    } else if relays.is_relayed(transmit.local) {
+        relays.send(
+            Instant::now(),
+            transmit.local,
+            transmit.remote,
+            transmit.bytes,
+        );
+    } else {
+        queue(sockets, &transmit);
     }
+}
+
+/// Queues a viewer's datagram on the socket it names.
+fn queue(sockets: &mut [EgressSocket], transmit: &Transmit) {
     match sockets
         .iter_mut()
         .find(|socket| socket.local_addr() == transmit.local)

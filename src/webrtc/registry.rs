@@ -55,8 +55,8 @@ struct Entry {
 
 impl SessionRegistry {
     /// Starts the task that owns the sessions. It ends when every handle is dropped.
-    /// With `settings` asking for the egress loop (and nothing it cannot do yet), binds the
-    /// loop's sockets and starts it; otherwise every viewer gets a PeerConnection of its own.
+    /// With `settings` asking for the egress loop (the default), binds the loop's sockets and
+    /// starts it; otherwise every viewer gets a PeerConnection of its own.
     pub fn start(
         hubs: Hubs,
         connect_timeout: Duration,
@@ -65,20 +65,14 @@ impl SessionRegistry {
         let (tx, rx) = mpsc::unbounded_channel();
         let ended = tx.downgrade();
         let totals = Arc::new(Totals::default());
-        let egress = match (settings.egress, crate::egress::loop_unsupported(settings)) {
-            (ViewerEgress::Loop, None) => Some(crate::egress::start_loop(
+        let egress = match settings.egress {
+            ViewerEgress::Loop => Some(crate::egress::start_loop(
                 settings,
                 hubs.clone(),
                 connect_timeout,
                 Arc::clone(&totals),
             )?),
-            (ViewerEgress::Loop, Some(missing)) => {
-                tracing::info!(
-                    "viewers get a connection each: the egress loop does not do {missing} yet"
-                );
-                None
-            }
-            (ViewerEgress::Connections, _) => None,
+            ViewerEgress::Connections => None,
         };
         tokio::spawn(own_sessions(
             rx,

@@ -252,7 +252,7 @@ impl ViewerSession {
     ) -> Result<(Arc<ViewerSession>, ViewerStream, String), SessionError> {
         let stats = Arc::new(ViewerStats::default());
         let joined = egress
-            .join(offer, wanted.clone(), Arc::clone(&stats))
+            .join(offer, wanted.clone(), Arc::clone(&stats), remote)
             .await?;
         let session = Arc::new(ViewerSession {
             id: random_token(),

@@ -5,14 +5,19 @@ iptables NAT, runs fieldcast in one namespace, coturn on the "public" segment, a
 which ICE pair was used. Needs root. Without network namespaces it says SKIPPED (and fails
 when FIELDCAST_REQUIRE_NETNS=1, as in CI).
 
+Each case's line says which path served the device's viewers: egress=loop, or
+egress=connections (a connection per viewer, and what the loop does not do yet).
+
 Run by default (all pass):
   lan                      viewer and device on one LAN                 -> host pair (aiortc)
   nat                      viewer behind a port-restricted NAT,
                            device public                                -> peer-reflexive (aiortc)
-  relay                    device set to ice_transport_policy = "relay" -> relay (aiortc)
+  relay                    device set to ice_transport_policy = "relay" -> relay (aiortc);
+                           the answer offers relay candidates alone
   symmetric-relay-chromium both behind symmetric NATs, only HTTP forwarded,
                            device relay-only, TURN REST credentials     -> relay (Chromium)
-  no-udp-chromium          UDP blocked for the viewer                   -> ICE-TCP (Chromium)
+  no-udp-chromium          UDP blocked for the viewer                   -> ICE-TCP (Chromium);
+                           served by a connection per viewer (the loop has no ICE-TCP)
   check-ice                `fieldcast check --ice` behind a NAT finds its public address
                            (STUN) and a relay (TURN, REST credentials)
   join-rate                a LAN address POSTing more than 30 offers a minute gets 429
@@ -256,7 +261,19 @@ def case_lan(net, tmp):
 
 
 def in_log(tmp, text):
-    return text in (Path(tmp) / "fieldcast.log").read_text()
+    path = Path(tmp) / "fieldcast.log"
+    return path.exists() and text in path.read_text()
+
+
+def egress_path(tmp):
+    """Which path served the device's viewers, as its log says: the egress loop, or a
+    connection per viewer (and why)."""
+    path = Path(tmp) / "fieldcast.log"
+    log = path.read_text() if path.exists() else ""
+    if "served by the egress loop" in log:
+        return "loop"
+    fallback = re.search(r"the egress loop does not do ([^\n]*?) yet", log)
+    return f"connections ({fallback.group(1)})" if fallback else "?"
 
 
 def case_loop_lan(net, tmp):
@@ -303,11 +320,18 @@ def symmetric(browser, **webrtc):
     return case
 
 
+def only_relayed(viewer):
+    """The answer offers relay candidates alone, and names none of the device's addresses."""
+    offered = viewer.get("answer_candidates", [])
+    return bool(offered) and all(" typ relay " in c and "10.1.0.2" not in c for c in offered)
+
+
 def case_relay(net, tmp):
     lan(net)
     start_turn(net, "turn", tmp)
     start_device(net, "dev", tmp, ice_transport_policy="relay")
-    return run_viewer("view", "http://10.1.0.2:8080"), lambda v, d: any(
+    viewer = run_viewer("view", "http://10.1.0.2:8080")
+    return viewer, lambda v, d: only_relayed(viewer) and any(
         p and p.startswith("relay ->") for p in d)
 
 
@@ -338,7 +362,8 @@ def judge(outcome, tmp):
     pairs = device_pairs(tmp)
     (Path(tmp) / "viewer.json").write_text(json.dumps(viewer, indent=1))
     ok = viewer["frames"] >= 30 and viewer["pair"] is not None and check(viewer["pair"], pairs)
-    return ok, (f"frames={viewer['frames']} first_frame_ms={viewer['first_frame_ms']} "
+    return ok, (f"egress={egress_path(tmp)} frames={viewer['frames']} "
+                f"first_frame_ms={viewer['first_frame_ms']} "
                 f"viewer_pair={viewer['pair']} device_pair={pairs}")
 
 
