@@ -204,6 +204,7 @@ async fn the_answer_offers_tcp_and_a_stranger_is_shown_the_door() {
         200,
         "the daemon is well after the stranger"
     );
+    daemon.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
