@@ -107,9 +107,6 @@ impl ViewerPeer {
             // The DTLS client (RFC 5763's "active"): our handshake ends when the viewer's
             // has, so no media leaves before the viewer can decrypt it.
             .with_answering_dtls_role(RTCDtlsRole::Client)
-            // Browsers' `.local` names are not resolved: their checks reach us anyway and show
-            // up as peer-reflexive, and no multicast query leaves the device.
-            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .with_ice_timeouts(
                 Some(settings.ice_disconnected_timeout),
                 Some(settings.ice_failed_timeout),
