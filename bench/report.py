@@ -211,13 +211,15 @@ def markdown(data, others, plot, pinned):
               f"{ratio(f['packets_per_viewer_s'], j['packets_per_viewer_s'])} |")
         w("")
 
-    ab = [(n, by(rounds, "fieldcast", n), by(rounds, "fieldcast-connections", n)) for n in counts]
+    ab = [(n, by(rounds, "fieldcast", n), by(rounds, "fieldcast-baseline", n)) for n in counts]
     ab = [p for p in ab if p[1] and p[2]]
     if ab:
-        w("## Egress A/B: the egress loop / a PeerConnection per viewer\n")
-        w("The same binary run twice, fed the same stream at the same moment: `fieldcast` is the "
-          "egress loop (the default), `fieldcast-connections` is `--egress connections`.\n")
-        w("| N | CPU per packet sent, loop / connections (µs) | loop / connections | latency p99, loop / connections (ms) | keyframes p99 (ms) | RSS (MiB) | steal, server CPU (%) |")
+        baseline = data.get("baseline") or {}
+        w("## A/B: this build / the baseline build\n")
+        w(f"Two builds fed the same stream at the same moment: `fieldcast` is this build, "
+          f"`fieldcast-baseline` is `{baseline.get('bin', '?')}`"
+          + (f" run with `{' '.join(baseline['args'])}`" if baseline.get("args") else "") + ".\n")
+        w("| N | CPU per packet sent, this / baseline (µs) | this / baseline | latency p99, this / baseline (ms) | keyframes p99 (ms) | RSS (MiB) | steal, server CPU (%) |")
         w("|---:|---:|---:|---:|---:|---:|---:|")
         for n, l, c in ab:
             steal = server_steal(data, l)

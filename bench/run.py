@@ -146,8 +146,12 @@ def main():
     parser.add_argument("--cycles", type=int, help="join/leave cycles per server (full: 1000, quick: 20)")
     parser.add_argument("--runs", type=int, help="whole runs, one after another (full: 2, quick: 1)")
     parser.add_argument("--no-janus", action="store_true")
-    parser.add_argument("--ab", action="store_true",
-                        help="also measure fieldcast with a PeerConnection per viewer (egress A/B)")
+    parser.add_argument("--baseline-bin", type=Path,
+                        help="also measure this fieldcast binary (an earlier build), fed the same "
+                             "stream at the same moment: an A/B of two builds")
+    parser.add_argument("--baseline-arg", action="append", default=[],
+                        help="an argument for the baseline's `run` (repeatable), e.g. "
+                             "--baseline-arg=--egress --baseline-arg=connections")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and client to CPUs")
     parser.add_argument("--out-dir", type=Path, help="where results go")
@@ -209,13 +213,14 @@ def main():
     ]
     if no_janus:
         command.append("--no-janus")
-    if args.ab:
-        command.append("--ab")
+    if args.baseline_bin:
+        command += ["--baseline-bin", str(args.baseline_bin.resolve())]
+        command += [f"--baseline-arg={arg}" for arg in args.baseline_arg]
     if pin:
         # Servers on CPU 1, the load client and feeder on CPU 0: neither steals the other's time.
         command = ["taskset", "-c", "0", *command, "--server-cpus", "1"]
     counts = [int(n) for n in settings["viewers"].split(",")]
-    servers = 1 + (0 if no_janus else 1) + (1 if args.ab else 0)
+    servers = 1 + (0 if no_janus else 1) + (1 if args.baseline_bin else 0)
     rounds = len(counts) * servers
     budget = 120 + rounds * (settings["join_timeout"] + settings["settle"] + settings["window"] + settings["pause"] + 15)
     budget += settings["joins"] * 4 * servers

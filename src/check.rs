@@ -3,11 +3,11 @@
 
 use crate::config::Config;
 use crate::media::{pipeline, presets};
-use crate::webrtc::api::{PeerSettings, build_peer};
+use crate::webrtc::api::PeerSettings;
+use crate::webrtc::peer_connection::build_peer;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
-use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -111,12 +111,6 @@ pub fn run(config: &Config, file: Option<&Path>) -> Vec<Finding> {
     findings
 }
 
-/// No events needed: the probe reads its candidates from the local description.
-struct Quiet;
-
-#[async_trait::async_trait]
-impl webrtc::peer_connection::PeerConnectionEventHandler for Quiet {}
-
 /// `fieldcast check --ice`: asks the configured STUN and TURN servers for this device's
 /// public address and a relay, as a viewer's connection would, and says what came back.
 pub async fn ice(settings: &PeerSettings) -> Vec<Finding> {
@@ -130,8 +124,9 @@ pub async fn ice(settings: &PeerSettings) -> Vec<Finding> {
         )];
     }
     let settings = settings.for_viewer(std::time::SystemTime::now());
-    let peer = match build_peer(&settings, Arc::new(Quiet), Arc::default()).await {
-        Ok(peer) => peer,
+    // No events needed: the probe reads its candidates from the local description.
+    let peer = match build_peer(&settings).await {
+        Ok((peer, _events)) => peer,
         Err(e) => return vec![finding(false, "ice", format!("cannot set up WebRTC: {e}"))],
     };
     let init = RTCRtpTransceiverInit {

@@ -103,10 +103,6 @@ struct Flags {
     /// [record] in the configuration file)
     #[arg(long, env = "FIELDCAST_RECORD")]
     record: bool,
-    /// How viewers' media leaves: `loop` (the egress loop) or `connections` (a
-    /// PeerConnection per viewer) [default: loop]
-    #[arg(long, env = "FIELDCAST_EGRESS", value_parser = fieldcast::egress::ViewerEgress::parse)]
-    egress: Option<fieldcast::egress::ViewerEgress>,
 }
 
 impl Flags {
@@ -125,7 +121,6 @@ impl Flags {
             state_dir: self.state_dir,
             publish: self.publish,
             record: self.record,
-            egress: self.egress,
         }
     }
 }

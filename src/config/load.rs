@@ -25,8 +25,6 @@ pub struct Overrides {
     pub publish: Vec<String>,
     /// `--record`: record whatever the file says.
     pub record: bool,
-    /// `--egress`.
-    pub egress: Option<crate::egress::ViewerEgress>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,9 +78,6 @@ pub fn merge(file: FileConfig, overrides: Overrides) -> Result<Config, ConfigErr
     set(&mut config.peer.udp_addrs, overrides.udp_addrs);
     set(&mut config.peer.ice_servers, overrides.ice_servers);
     config.record.enabled |= overrides.record;
-    if let Some(egress) = overrides.egress {
-        config.peer.egress = egress;
-    }
     unparsed
         .publish
         .extend(overrides.publish.into_iter().map(|url| PublishSection {

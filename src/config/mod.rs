@@ -4,6 +4,7 @@
 pub(crate) mod admin_token;
 pub(crate) mod file;
 pub mod load;
+pub(crate) mod port_range;
 pub(crate) mod secrets;
 pub(crate) mod state_dir;
 pub(crate) mod validate;

@@ -63,7 +63,7 @@ pub fn finish(config: &mut Config, unparsed: Unparsed) -> Result<(), Vec<Invalid
         }
     }
     if let Some(range) = unparsed.port_range {
-        match crate::webrtc::ports::parse_range(&range) {
+        match crate::config::port_range::parse_range(&range) {
             Ok(range) => config.peer.port_range = Some(range),
             Err(e) => problems.push(invalid("webrtc.port_range", format!("{range:?}"), e)),
         }
@@ -77,11 +77,13 @@ pub fn finish(config: &mut Config, unparsed: Unparsed) -> Result<(), Vec<Invalid
             "must be \"all\" or \"relay\"",
         )),
     }
-    if let Some(egress) = unparsed.egress {
-        match crate::egress::ViewerEgress::parse(&egress) {
-            Ok(egress) => config.peer.egress = egress,
-            Err(e) => problems.push(invalid("webrtc.egress", format!("{egress:?}"), e)),
-        }
+    // Kept from when there were two paths, so that older files still load.
+    if let Some(egress) = unparsed.egress.filter(|egress| egress != "loop") {
+        problems.push(invalid(
+            "webrtc.egress",
+            format!("{egress:?}"),
+            "every viewer is served by the egress loop now: \"loop\" is the only value; remove the line",
+        ));
     }
     for section in unparsed.publish {
         match publish_target(section) {

@@ -1,8 +1,6 @@
 //! How viewers' media leaves the device: egress loops over the sans-IO `rtc` core. A loop
 //! owns its UDP sockets (bound once, shared by every viewer on it), its timers and its
-//! viewers; a viewer is a plain state machine ([`peer::ViewerPeer`]). The older path, one
-//! webrtc-rs PeerConnection with its own tasks and sockets per viewer, is in `webrtc/`;
-//! [`ViewerEgress`] says which one builds viewers.
+//! viewers; a viewer is a plain state machine ([`peer::ViewerPeer`]).
 //!
 //! Data path: hub queues → [`worker`] (wakes once per frame) → [`peer`] (rewrite, SRTP) →
 //! [`socket`] (GSO batches) → viewers; [`demux`] routes what comes back.
@@ -16,6 +14,7 @@ pub(crate) mod relay;
 pub(crate) mod socket;
 pub(crate) mod stun;
 pub(crate) mod tcp;
+pub(crate) mod udp_batch;
 pub(crate) mod worker;
 
 use crate::fanout::Hubs;
@@ -27,33 +26,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use worker::EgressLoop;
-
-/// Which path viewers' connections take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ViewerEgress {
-    /// The egress loop.
-    #[default]
-    Loop,
-    /// A webrtc-rs PeerConnection per viewer, with its own tasks and sockets.
-    Connections,
-}
-
-impl ViewerEgress {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "loop" => Ok(Self::Loop),
-            "connections" => Ok(Self::Connections),
-            other => Err(format!("{other:?} is neither \"loop\" nor \"connections\"")),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Loop => "loop",
-            Self::Connections => "connections",
-        }
-    }
-}
 
 /// `host:port` of each `stun:` URL (port 3478 when none is given). None with relay-only ICE,
 /// which offers no address STUN could tell.

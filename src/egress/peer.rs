@@ -122,7 +122,7 @@ impl ViewerPeer {
             )
             .with_media_engine(media_engine)
             .with_setting_engine(setting_engine)
-            .with_interceptor_registry(api::interceptors(None))
+            .with_interceptor_registry(api::interceptors())
             .build(now)
             .map_err(setup)?;
         let offer = RTCSessionDescription::offer(offer).map_err(negotiation)?;

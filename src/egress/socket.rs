@@ -2,7 +2,7 @@
 //! candidate it is. Sends are queued per viewer and leave in GSO runs (`udp_batch.rs` groups
 //! them), so a frame to one viewer is a few trips through the kernel, not one per packet.
 
-use crate::webrtc::udp_batch::{Route, SendQueue};
+use crate::egress::udp_batch::{Route, SendQueue};
 use quinn_udp::{Transmit, UdpSockRef, UdpSocketState};
 use std::io;
 use std::net::SocketAddr;
@@ -136,3 +136,7 @@ impl EgressSocket {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "socket_tests.rs"]
+mod socket_tests;

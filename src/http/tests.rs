@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 const ADMIN_TOKEN: &str = "router-test-admin";
-const STUN: &str = "stun:stun.example.org:3478";
+/// On loopback, where nobody answers: the loop's STUN requests stay on this machine.
+const STUN: &str = "stun:127.0.0.1:3478";
 const UNKNOWN_SESSION: &str = "/whep/0123456789abcdef";
 
 /// A pipeline that has not produced anything yet.
@@ -59,13 +60,13 @@ fn state(viewer_tokens: Vec<String>) -> AppState {
     };
     let peer_settings = PeerSettings {
         ice_servers: vec![IceServer::stun(STUN)],
+        udp_addrs: vec!["127.0.0.1:0".to_owned()],
         ..PeerSettings::default()
     };
     // Never created: recording is off, so the recorder only finds no segments there.
     let recordings = std::env::temp_dir().join("fieldcast-router-tests-no-recordings");
-    // STUN servers keep viewers off the egress loop: no sockets are bound here.
     let registry = SessionRegistry::start(hubs.clone(), Duration::from_secs(15), &peer_settings)
-        .expect("the registry starts without sockets");
+        .expect("the egress loop binds a loopback socket");
     AppState {
         registry,
         recorder: Recorder::start(&RecordSettings::default(), recordings, "Live", &hubs, false),

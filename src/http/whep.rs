@@ -149,10 +149,7 @@ pub async fn create(
     let _negotiating = state
         .admission
         .begin(viewers, connecting, targets, stream_kbps)?;
-    // TURN credentials made for this viewer, used by our side and handed to theirs.
-    let settings = state.peer_settings.for_viewer(std::time::SystemTime::now());
     let (session, stream, answer) = ViewerSession::negotiate(
-        &settings,
         state.registry.egress(),
         offer,
         &wanted,
@@ -174,6 +171,8 @@ pub async fn create(
             headers.insert(name, value);
         }
     }
+    // TURN credentials made for this viewer (Link headers, RFC 9725 §4.6).
+    let settings = state.peer_settings.for_viewer(std::time::SystemTime::now());
     for link in ice_server_links(&settings.ice_servers) {
         headers.append(header::LINK, link);
     }
@@ -206,7 +205,7 @@ pub async fn patch(
     }
     let frag =
         SdpFrag::parse(&body_text(body)?).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let restart = match (&frag.ice_ufrag, session.remote_ice_ufrag().await) {
+    let restart = match (&frag.ice_ufrag, session.remote_ice_ufrag()) {
         (Some(new), Some(current)) => *new != current,
         _ => false,
     };

@@ -10,6 +10,7 @@ pub mod target;
 pub mod whip;
 pub mod whip_http;
 pub mod whip_links;
+pub(crate) mod whip_track;
 
 use crate::fanout::Hubs;
 pub use crate::fanout::feed;

@@ -4,14 +4,12 @@
 
 use super::feed::Media;
 use super::whip_http::{WhipClient, WhipSession};
+use super::whip_track::{Outbound, PendingTrack, add_track, poll_rtcp};
 use super::{Attempt, PublishError};
 use crate::fanout::Queued;
-use crate::webrtc::api::build_peer;
 use crate::webrtc::feedback;
-use crate::webrtc::frame_batch::Outbox;
-use crate::webrtc::outbound::{Outbound, PendingTrack, add_track, poll_rtcp};
+use crate::webrtc::peer_connection::{PeerEvents, build_peer};
 use crate::webrtc::sdpfrag;
-use crate::webrtc::session::{EventForwarder, PeerEvents};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,8 +27,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an ICE restart may take before the session is given up and made anew.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(5);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// A frame waits this long for the connection to take the packets before it; then they go.
-const OUTBOX_WAIT: Duration = Duration::from_millis(500);
 
 fn lost(what: &str) -> impl Fn(webrtc::error::Error) -> PublishError + '_ {
     move |e| PublishError::Lost(format!("{what}: {e}"))
@@ -47,16 +43,10 @@ pub async fn run(mut attempt: Attempt<'_>) -> Result<(), PublishError> {
     let client = WhipClient::new(&attempt.target.url, attempt.target.token.clone())?;
     let mut settings = attempt.peer.clone();
     settings.ice_servers.extend(client.discover().await);
-    let (events_tx, events) = watch::channel(PeerEvents::default());
-    let outbox = Arc::new(Outbox::default());
-    let peer = build_peer(
-        &settings.for_viewer(std::time::SystemTime::now()),
-        Arc::new(EventForwarder(events_tx)),
-        Arc::clone(&outbox),
-    )
-    .await
-    .map_err(lost("cannot build the connection"))?;
-    let result = publish(&mut attempt, &client, peer.clone(), events, outbox).await;
+    let (peer, events) = build_peer(&settings.for_viewer(std::time::SystemTime::now()))
+        .await
+        .map_err(lost("cannot build the connection"))?;
+    let result = publish(&mut attempt, &client, peer.clone(), events).await;
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, peer.close()).await;
     result
 }
@@ -66,19 +56,11 @@ async fn publish(
     client: &WhipClient,
     peer: Arc<dyn PeerConnection>,
     mut events: watch::Receiver<PeerEvents>,
-    outbox: Arc<Outbox>,
 ) -> Result<(), PublishError> {
     let stream_id = format!("fieldcast-{:016x}", rand::random::<u64>());
-    let setup = |e: crate::webrtc::session::SessionError| PublishError::Lost(e.to_string());
-    let video = add_track(&peer, &stream_id, RtpCodecKind::Video)
-        .await
-        .map_err(setup)?;
+    let video = add_track(&peer, &stream_id, RtpCodecKind::Video).await?;
     let audio = match attempt.has_audio {
-        true => Some(
-            add_track(&peer, &stream_id, RtpCodecKind::Audio)
-                .await
-                .map_err(setup)?,
-        ),
+        true => Some(add_track(&peer, &stream_id, RtpCodecKind::Audio).await?),
         false => None,
     };
     // We only send; an engine must not wait for media from us.
@@ -107,7 +89,6 @@ async fn publish(
         client,
         &peer,
         events,
-        outbox,
         video,
         audio,
         &mut session,
@@ -132,7 +113,6 @@ async fn stream(
     client: &WhipClient,
     peer: &Arc<dyn PeerConnection>,
     events: watch::Receiver<PeerEvents>,
-    outbox: Arc<Outbox>,
     video: PendingTrack,
     audio: Option<PendingTrack>,
     session: &mut WhipSession,
@@ -143,12 +123,10 @@ async fn stream(
     peer.set_remote_description(answer)
         .await
         .map_err(|e| PublishError::Refused(format!("the answer was not accepted: {e}")))?;
-    let negotiated = |e: crate::webrtc::session::SessionError| {
-        PublishError::Refused(format!("the engine took no H.264: {e}"))
-    };
-    outbox.set_ssrc(video.ssrc);
-    let mut video = video.negotiated().await.map_err(negotiated)?;
-    video.outbox = Some(Arc::clone(&outbox));
+    let video = video.negotiated().await.map_err(|e| match e {
+        PublishError::Refused(_) => PublishError::Refused("the engine took no H.264".to_owned()),
+        other => other,
+    })?;
     let audio = match audio {
         Some(pending) => pending.negotiated().await.ok(),
         None => None,
@@ -348,15 +326,14 @@ fn add_candidate_to_first_media(sdp: &str, candidate: &str) -> String {
     out
 }
 
-/// A frame's packets into the connection as a viewer's go; a frame the stack refused is
-/// not counted as sent.
+/// A frame's packets into the connection; a frame the stack refused is not counted as sent.
 async fn send_frame(out: &mut Outbound, queued: &Queued, attempt: &Attempt<'_>) {
-    let Some(delivery) = out.send_frame(queued, OUTBOX_WAIT).await else {
-        return;
-    };
-    if delivery.failed.is_none() {
-        attempt.state.sent(delivery.packets, delivery.bytes);
-        attempt.state.frames_sent.fetch_add(1, Ordering::Relaxed);
+    match out.send_frame(queued).await {
+        Ok((packets, bytes)) => {
+            attempt.state.sent(packets, bytes);
+            attempt.state.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tracing::debug!(target = %attempt.target.name, "RTP not sent: {e}"),
     }
 }
 

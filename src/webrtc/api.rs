@@ -1,33 +1,26 @@
-//! How every viewer's PeerConnection is built: one H.264 send-only codec (with RTX when the
-//! viewer offers it), the send-side interceptors (a frame's packets a few at a time, NACK
-//! answers sent twice, sender reports), and viewer RTCP passed up to fieldcast.
+//! What every connection fieldcast sends on is built from: one H.264 send-only codec (with
+//! RTX when the peer offers it) and Opus, the send-side interceptors (NACK answers sent
+//! twice, sender reports), viewer RTCP passed up to fieldcast, and the ICE settings.
 
-use crate::webrtc::frame_batch::{FrameBatch, Outbox};
-use crate::webrtc::ports;
 use crate::webrtc::repeat_resends::RepeatResends;
-use crate::webrtc::runtime::TokioWith;
 use rtc::interceptor::{
     Attribute, Interceptor, NackResponderBuilder, Packet, SenderReportBuilder, Slot, StreamInfo,
     TaggedPacket,
 };
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::RTCIceTransportPolicy;
+
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MediaEngine,
 };
-use rtc::peer_connection::transport::RTCIceCandidateType;
+
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceServer, Registry, SettingEngineBuilder,
-};
+use webrtc::peer_connection::Registry;
 
 /// The one stream fieldcast sends: H.264 constrained baseline, as every preset encodes it.
 pub const H264_FMTP: &str =
@@ -41,9 +34,6 @@ const OPUS_PAYLOAD_TYPE: u8 = 111;
 const RTCP_TO_APPLICATION_SLOT: usize = 14_000;
 /// Where resends are doubled: between the NACK responder (4_000) and the wire.
 const REPEAT_RESENDS_SLOT: usize = 3_500;
-/// Where a frame's packets enter the chain: before every interceptor on the way out, so the
-/// NACK history and the sender reports see each packet.
-const FRAME_BATCH_SLOT: usize = 15_000;
 
 /// A STUN or TURN server, used by fieldcast's own connections and advertised to viewers.
 pub use crate::webrtc::ice_servers::IceServer;
@@ -66,8 +56,6 @@ pub struct PeerSettings {
     pub nat_1to1_ips: Vec<String>,
     /// Only relay (TURN) candidates: hides the device's addresses, costs a relay.
     pub relay_only: bool,
-    /// Which path viewers' connections take.
-    pub egress: crate::egress::ViewerEgress,
 }
 
 impl PeerSettings {
@@ -95,7 +83,6 @@ impl Default for PeerSettings {
             tcp_candidates: false,
             nat_1to1_ips: Vec::new(),
             relay_only: false,
-            egress: crate::egress::ViewerEgress::default(),
         }
     }
 }
@@ -216,94 +203,20 @@ pub fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
     Ok(media_engine)
 }
 
-/// The send-side interceptors of a viewer's connection: NACK answers (sent twice), sender
-/// reports, and viewer RTCP passed up to fieldcast. With an outbox, a frame's packets enter
-/// the chain through it (`frame_batch.rs`).
-pub fn interceptors(outbox: Option<Arc<Outbox>>) -> Registry {
+/// The send-side interceptors of a connection fieldcast sends on: NACK answers (sent twice),
+/// sender reports, and the peer's RTCP passed up to fieldcast.
+pub fn interceptors() -> Registry {
     // Only what a send-only connection uses. The receive-side defaults (NACK generator, receiver
     // reports, transport-cc feedback, simulcast header extensions) would only run timers and
     // sit in every packet's path.
-    let registry = Registry::new()
+    Registry::new()
         .with(Slot::NackResponder, NackResponderBuilder::new().build())
         .with(Slot::from(REPEAT_RESENDS_SLOT), RepeatResends::default())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
         .with(
             Slot::from(RTCP_TO_APPLICATION_SLOT),
             RtcpToApplication::default(),
-        );
-    match outbox {
-        Some(outbox) => registry.with(Slot::from(FRAME_BATCH_SLOT), FrameBatch::new(outbox)),
-        None => registry,
-    }
-}
-
-/// Builds one viewer's PeerConnection; its video frames enter the stack through `outbox`.
-pub async fn build_peer(
-    settings: &PeerSettings,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-    outbox: Arc<Outbox>,
-) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
-    let media_engine = media_engine()?;
-    let registry = interceptors(Some(outbox));
-
-    let configuration = RTCConfigurationBuilder::new()
-        .with_ice_servers(
-            settings
-                .ice_servers
-                .iter()
-                .map(|server| RTCIceServer {
-                    urls: server.urls.clone(),
-                    username: server.username.clone().unwrap_or_default(),
-                    credential: server.credential.clone().unwrap_or_default(),
-                })
-                .collect(),
         )
-        .with_ice_transport_policy(if settings.relay_only {
-            RTCIceTransportPolicy::Relay
-        } else {
-            RTCIceTransportPolicy::All
-        })
-        .build();
-    let mut setting_engine = SettingEngineBuilder::new()
-        // Browsers' `.local` names are not resolved: the viewer's checks reach us anyway and
-        // show up as peer-reflexive, and no multicast leaves the device.
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_ice_timeouts(
-            Some(settings.ice_disconnected_timeout),
-            Some(settings.ice_failed_timeout),
-            None,
-        );
-    if !settings.nat_1to1_ips.is_empty() {
-        setting_engine = setting_engine
-            .with_nat_1to1_ips(settings.nat_1to1_ips.clone(), RTCIceCandidateType::Host);
-    }
-    let setting_engine = setting_engine.build();
-    let assign = |tcp: bool| -> webrtc::error::Result<Vec<String>> {
-        settings
-            .udp_addrs
-            .iter()
-            .map(|addr| ports::assign(addr, settings.port_range, tcp))
-            .collect::<Result<_, _>>()
-            .map_err(webrtc::error::Error::Other)
-    };
-    let udp_addrs = assign(false)?;
-    let tcp_addrs = if settings.tcp_candidates {
-        assign(true)?
-    } else {
-        Vec::new()
-    };
-    let peer = PeerConnectionBuilder::new()
-        .with_configuration(configuration)
-        .with_media_engine(media_engine)
-        .with_setting_engine(setting_engine)
-        .with_interceptor_registry(registry)
-        .with_runtime(TokioWith::batched_sends())
-        .with_handler(handler)
-        .with_udp_addrs(udp_addrs)
-        .with_tcp_addrs(tcp_addrs)
-        .build()
-        .await?;
-    Ok(Arc::new(peer))
 }
 
 /// Passes every inbound RTCP packet on unchanged and marks it for the application, which

@@ -1,18 +1,15 @@
-//! One receive-only WebRTC PeerConnection per viewer, and the registry that owns them.
+//! The WebRTC parts every connection shares: codecs and interceptors (`api`), what a
+//! viewer's offer asks for, ICE servers and SDP fragments, and the viewer sessions with the
+//! registry that owns them. Viewers' media itself leaves through `egress/`.
 
 pub mod api;
-pub mod batched_socket;
 pub mod connection;
 pub mod feedback;
-pub mod frame_batch;
 pub mod ice_servers;
 pub mod offer;
-pub mod outbound;
-pub mod ports;
+pub(crate) mod peer_connection;
 pub mod registry;
 pub mod repeat_resends;
-pub mod runtime;
 pub mod sdpfrag;
 pub mod session;
 pub mod totals;
-pub mod udp_batch;

@@ -1,7 +1,6 @@
 //! All viewer sessions, owned by one task. HTTP handlers talk to it through typed messages,
 //! so no lock is held across an await and there is one source of truth for who is watching.
 
-use crate::egress::ViewerEgress;
 use crate::egress::worker::EgressLoop;
 use crate::fanout::Hubs;
 use crate::webrtc::api::PeerSettings;
@@ -44,8 +43,8 @@ enum Command {
 pub struct SessionRegistry {
     tx: mpsc::UnboundedSender<Command>,
     totals: Arc<Totals>,
-    /// The loop new viewers join, when they take that path.
-    egress: Option<EgressLoop>,
+    /// The loop new viewers join.
+    egress: EgressLoop,
 }
 
 struct Entry {
@@ -55,8 +54,8 @@ struct Entry {
 
 impl SessionRegistry {
     /// Starts the task that owns the sessions. It ends when every handle is dropped.
-    /// With `settings` asking for the egress loop (the default), binds the loop's sockets and
-    /// starts it; otherwise every viewer gets a PeerConnection of its own.
+    /// Binds the egress loop's sockets for `settings` and starts it; an error says which
+    /// address could not be bound.
     pub fn start(
         hubs: Hubs,
         connect_timeout: Duration,
@@ -65,28 +64,15 @@ impl SessionRegistry {
         let (tx, rx) = mpsc::unbounded_channel();
         let ended = tx.downgrade();
         let totals = Arc::new(Totals::default());
-        let egress = match settings.egress {
-            ViewerEgress::Loop => Some(crate::egress::start_loop(
-                settings,
-                hubs.clone(),
-                connect_timeout,
-                Arc::clone(&totals),
-            )?),
-            ViewerEgress::Connections => None,
-        };
-        tokio::spawn(own_sessions(
-            rx,
-            ended,
-            hubs,
-            connect_timeout,
-            Arc::clone(&totals),
-        ));
+        let egress =
+            crate::egress::start_loop(settings, hubs, connect_timeout, Arc::clone(&totals))?;
+        tokio::spawn(own_sessions(rx, ended, Arc::clone(&totals)));
         Ok(SessionRegistry { tx, totals, egress })
     }
 
-    /// The egress loop viewers join, if they take that path.
-    pub fn egress(&self) -> Option<&EgressLoop> {
-        self.egress.as_ref()
+    /// The egress loop viewers join.
+    pub fn egress(&self) -> &EgressLoop {
+        &self.egress
     }
 
     /// Counters over every session so far.
@@ -159,8 +145,6 @@ async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
 async fn own_sessions(
     mut rx: mpsc::UnboundedReceiver<Command>,
     ended: mpsc::WeakUnboundedSender<Command>,
-    hubs: Hubs,
-    connect_timeout: Duration,
     totals: Arc<Totals>,
 ) {
     let mut sessions: HashMap<String, Entry> = HashMap::new();
@@ -169,12 +153,7 @@ async fn own_sessions(
             Command::Insert { session, stream } => {
                 let id = session.id.clone();
                 let ended = ended.clone();
-                let run = Arc::clone(&session).run(
-                    stream,
-                    hubs.clone(),
-                    connect_timeout,
-                    Arc::clone(&totals),
-                );
+                let run = Arc::clone(&session).run(stream);
                 let task_id = id.clone();
                 Totals::add(&totals.joins, 1);
                 let leaves = Arc::clone(&totals);

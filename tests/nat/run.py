@@ -5,9 +5,6 @@ iptables NAT, runs fieldcast in one namespace, coturn on the "public" segment, a
 which ICE pair was used. Needs root. Without network namespaces it says SKIPPED (and fails
 when FIELDCAST_REQUIRE_NETNS=1, as in CI).
 
-Each case's line says which path served the device's viewers: egress=loop, or
-egress=connections (a connection per viewer, and what the loop does not do yet).
-
 Run by default (all pass):
   lan                      viewer and device on one LAN                 -> host pair (aiortc)
   nat                      viewer behind a port-restricted NAT,
@@ -265,17 +262,6 @@ def in_log(tmp, text):
     return path.exists() and text in path.read_text()
 
 
-def egress_path(tmp):
-    """Which path served the device's viewers, as its log says: the egress loop, or a
-    connection per viewer (and why)."""
-    path = Path(tmp) / "fieldcast.log"
-    log = path.read_text() if path.exists() else ""
-    if "served by the egress loop" in log:
-        return "loop"
-    fallback = re.search(r"the egress loop does not do ([^\n]*?) yet", log)
-    return f"connections ({fallback.group(1)})" if fallback else "?"
-
-
 def case_loop_lan(net, tmp):
     """No ICE servers: viewers are served by the egress loop, on its one shared socket."""
     lan(net)
@@ -362,7 +348,7 @@ def judge(outcome, tmp):
     pairs = device_pairs(tmp)
     (Path(tmp) / "viewer.json").write_text(json.dumps(viewer, indent=1))
     ok = viewer["frames"] >= 30 and viewer["pair"] is not None and check(viewer["pair"], pairs)
-    return ok, (f"egress={egress_path(tmp)} frames={viewer['frames']} "
+    return ok, (f"frames={viewer['frames']} "
                 f"first_frame_ms={viewer['first_frame_ms']} "
                 f"viewer_pair={viewer['pair']} device_pair={pairs}")
 

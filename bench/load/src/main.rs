@@ -32,8 +32,8 @@ use std::time::Duration;
 
 /// fieldcast's `rtp-in` preset listens here.
 const FIELDCAST_RTP_PORT: u16 = 5004;
-/// Where the second fieldcast of an A/B (`--ab`) takes the same feed.
-const CONNECTIONS_RTP_PORT: u16 = 5008;
+/// Where the baseline fieldcast of an A/B (`--baseline-bin`) takes the same feed.
+const BASELINE_RTP_PORT: u16 = 5008;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,10 +54,14 @@ struct Args {
     /// Measure fieldcast only.
     #[arg(long)]
     no_janus: bool,
-    /// Also measure fieldcast with a PeerConnection per viewer (`--egress connections`),
-    /// fed the same stream at the same moment: an A/B of the two egress paths.
+    /// Also measure this fieldcast binary (an earlier build), fed the same stream at the same
+    /// moment: an A/B of two builds, whose ratios hold even when the machine's speed moves.
     #[arg(long)]
-    ab: bool,
+    baseline_bin: Option<PathBuf>,
+    /// An argument for the baseline's `run` (repeat for more), e.g. to pick a path that
+    /// build has: `--baseline-arg=--egress --baseline-arg=connections`.
+    #[arg(long, allow_hyphen_values = true)]
+    baseline_arg: Vec<String>,
     /// Viewer counts, each joined all at once.
     #[arg(long, value_delimiter = ',', default_value = "1,10,50,100,200")]
     viewers: Vec<usize>,
@@ -160,11 +164,7 @@ struct Idle {
 
 async fn run(args: Args) -> Result<(), String> {
     std::fs::create_dir_all(&args.work_dir).map_err(|e| e.to_string())?;
-    for port in [
-        FIELDCAST_RTP_PORT,
-        CONNECTIONS_RTP_PORT,
-        args.janus_rtp_port,
-    ] {
+    for port in [FIELDCAST_RTP_PORT, BASELINE_RTP_PORT, args.janus_rtp_port] {
         // Another process on the port would take the feed, or half of it.
         std::net::UdpSocket::bind(("0.0.0.0", port)).map_err(|e| {
             format!("UDP port {port} is not free ({e}); is another fieldcast or Janus running?")
@@ -185,8 +185,8 @@ async fn run(args: Args) -> Result<(), String> {
     // One destination per server, in the order of `servers` below: the feeder keeps a frame
     // clock per destination.
     let mut destinations = vec![SocketAddr::from(([127, 0, 0, 1], FIELDCAST_RTP_PORT))];
-    if args.ab {
-        destinations.push(SocketAddr::from(([127, 0, 0, 1], CONNECTIONS_RTP_PORT)));
+    if args.baseline_bin.is_some() {
+        destinations.push(SocketAddr::from(([127, 0, 0, 1], BASELINE_RTP_PORT)));
     }
     destinations.push(SocketAddr::from(([127, 0, 0, 1], args.janus_rtp_port)));
     let feeder = Feeder::start(recording, destinations).map_err(|e| format!("feeder: {e}"))?;
@@ -202,6 +202,7 @@ async fn run(args: Args) -> Result<(), String> {
         servers::start_fieldcast(
             FieldcastOptions {
                 kind: servers::Kind::Fieldcast,
+                extra_args: &[],
                 rtp_port: FIELDCAST_RTP_PORT,
                 binary: &args.fieldcast_bin,
                 http_port: fieldcast_port,
@@ -212,13 +213,14 @@ async fn run(args: Args) -> Result<(), String> {
         )
         .await?,
     );
-    if args.ab {
+    if let Some(baseline) = &args.baseline_bin {
         servers.push(
             servers::start_fieldcast(
                 FieldcastOptions {
-                    kind: servers::Kind::FieldcastConnections,
-                    rtp_port: CONNECTIONS_RTP_PORT,
-                    binary: &args.fieldcast_bin,
+                    kind: servers::Kind::Baseline,
+                    extra_args: &args.baseline_arg,
+                    rtp_port: BASELINE_RTP_PORT,
+                    binary: baseline,
                     http_port: free_port(0)?,
                     work_dir: &args.work_dir,
                     cpus,
@@ -376,7 +378,10 @@ async fn run(args: Args) -> Result<(), String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         "janus": janus_note.unwrap_or_else(|| "measured".to_owned()),
-        "ab": args.ab,
+        "baseline": args.baseline_bin.as_ref().map(|bin| serde_json::json!({
+            "bin": bin.display().to_string(),
+            "args": args.baseline_arg,
+        })),
         "server_cpus": args.server_cpus,
         "client_threads": args.client_threads,
         "srtp_profiles_offered": if args.any_srtp_profile { "all (server chooses)" } else { "AES-128-GCM only" },

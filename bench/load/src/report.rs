@@ -91,19 +91,13 @@ pub fn print_table(results: &[RoundResult]) {
     counts.dedup();
     let ab: Vec<_> = counts
         .iter()
-        .filter_map(|&n| {
-            Some((
-                n,
-                find(Kind::Fieldcast, n)?,
-                find(Kind::FieldcastConnections, n)?,
-            ))
-        })
+        .filter_map(|&n| Some((n, find(Kind::Fieldcast, n)?, find(Kind::Baseline, n)?)))
         .collect();
     if !ab.is_empty() {
-        println!("\negress loop / a PeerConnection per viewer (fc-conns)");
+        println!("\nthis build / the baseline build (fc-base)");
         println!(
             "{:>4} {:>15} {:>9} {:>7} {:>9}",
-            "N", "us/pkt loop/pc", "cpu/pkt", "rss", "lat p99"
+            "N", "us/pkt new/base", "cpu/pkt", "rss", "lat p99"
         );
         for (n, l, c) in ab {
             println!(

@@ -75,7 +75,7 @@ pub async fn join_one(
 ) -> Result<Viewer, String> {
     let joined_at = Instant::now();
     let (peer, signalling) = match kind {
-        Kind::Fieldcast | Kind::FieldcastConnections => {
+        Kind::Fieldcast | Kind::Baseline => {
             let mut peer = ViewerPeer::new(
                 clock,
                 joined_at,

@@ -11,10 +11,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Fieldcast,
-    /// fieldcast with a PeerConnection per viewer (`--egress connections`): the A of an A/B
-    /// against the egress loop.
-    #[serde(rename = "fieldcast-connections")]
-    FieldcastConnections,
+    /// Another fieldcast binary (an earlier build, `--baseline-bin`): the A of an A/B against
+    /// this one.
+    #[serde(rename = "fieldcast-baseline")]
+    Baseline,
     Janus,
 }
 
@@ -22,7 +22,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Fieldcast => "fieldcast",
-            Kind::FieldcastConnections => "fc-conns",
+            Kind::Baseline => "fc-base",
             Kind::Janus => "janus",
         }
     }
@@ -89,8 +89,10 @@ fn spawn(
 }
 
 pub struct FieldcastOptions<'a> {
-    /// `Fieldcast` (the egress loop) or `FieldcastConnections`.
+    /// `Fieldcast` or `Baseline`.
     pub kind: Kind,
+    /// More arguments for `run`, after the ones every fieldcast here gets.
+    pub extra_args: &'a [String],
     /// Where the H.264 RTP comes in.
     pub rtp_port: u16,
     pub binary: &'a Path,
@@ -124,18 +126,12 @@ pub async fn start_fieldcast(
         "udpsrc port={} buffer-size=4194304 caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96\" ! rtph264depay ! {{rtp}}",
         options.rtp_port
     );
-    let egress = match options.kind {
-        Kind::FieldcastConnections => "connections",
-        _ => "loop",
-    };
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "run",
         "--config",
         &config.display().to_string(),
         "--pipeline",
         &pipeline,
-        "--egress",
-        egress,
         "--audio",
         "none",
         "--listen",
@@ -146,6 +142,7 @@ pub async fn start_fieldcast(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(options.extra_args.iter().cloned());
     let child = spawn(
         options.cpus,
         options.binary,

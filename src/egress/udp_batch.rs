@@ -1,17 +1,13 @@
 //! Datagrams waiting to leave one UDP socket, and how they are grouped into sends.
 //!
-//! The webrtc-rs driver hands a connection's datagrams over one at a time. Queued here
-//! instead, the packets of one video frame to one viewer are sent together: a run of
-//! datagrams to the same address, all the same size except possibly a shorter last one,
-//! is one UDP GSO send (one trip through the kernel's send path instead of one per packet).
-//! No IO here; `batched_socket.rs` owns the socket.
+//! The egress loop queues every datagram of a frame here, and the packets of one frame to one
+//! viewer are sent together: a run of datagrams to the same address, all the same size except
+//! possibly a shorter last one, is one UDP GSO send (one trip through the kernel's send path
+//! instead of one per packet). No IO here; `socket.rs` owns the socket.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 
-/// Bytes a socket may have queued before senders wait for the queue to be sent: a keyframe
-/// to one viewer, small enough that a burst (a joiner's replayed GOP) cannot pile up memory.
-pub const MAX_QUEUED_BYTES: usize = 64 * 1024;
 /// A sent queue is kept for reuse only up to this size: an ordinary frame's, not a
 /// keyframe's or a burst's, which would otherwise stay allocated for every viewer.
 pub const RETAINED_BYTES: usize = 16 * 1024;
@@ -53,17 +49,6 @@ impl SendQueue {
         self.datagrams.is_empty()
     }
 
-    /// Bytes waiting.
-    pub fn len_bytes(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Whether `len` more bytes fit. An empty queue always takes one datagram, so a
-    /// datagram larger than the limit is not refused forever.
-    pub fn has_room(&self, len: usize) -> bool {
-        self.is_empty() || self.bytes.len() + len <= MAX_QUEUED_BYTES
-    }
-
     /// Queues one datagram.
     pub fn push(&mut self, route: Route, datagram: &[u8]) {
         let start = self.bytes.len();
@@ -72,18 +57,6 @@ impl SendQueue {
             route,
             bytes: start..self.bytes.len(),
         });
-    }
-
-    /// Queues `contents` cut into `segment_size`-byte datagrams (the last may be shorter),
-    /// as a caller's own GSO send would have cut it.
-    pub fn push_segmented(&mut self, route: Route, contents: &[u8], segment_size: usize) {
-        if segment_size == 0 {
-            self.push(route, contents);
-            return;
-        }
-        for datagram in contents.chunks(segment_size) {
-            self.push(route, datagram);
-        }
     }
 
     /// Empties the queue, keeping its allocations.
@@ -289,26 +262,6 @@ mod tests {
             runs(&queue, 64),
             vec![(1, 0, None), (1, 0, None), (1, 10, None)]
         );
-    }
-
-    #[test]
-    fn a_callers_gso_send_is_queued_as_its_datagrams() {
-        let mut queue = SendQueue::default();
-        queue.push_segmented(route(1), &[0; 2500], 1000);
-        assert_eq!(queue.datagrams.len(), 3);
-        assert_eq!(runs(&queue, 64), vec![(1, 2500, Some(1000))]);
-    }
-
-    #[test]
-    fn room_is_bounded_but_an_empty_queue_takes_anything() {
-        let mut queue = SendQueue::default();
-        assert!(queue.has_room(MAX_QUEUED_BYTES * 2));
-        queue.push(route(1), &vec![0; MAX_QUEUED_BYTES - 10]);
-        assert!(queue.has_room(10));
-        assert!(!queue.has_room(11));
-        queue.clear();
-        assert!(queue.is_empty());
-        assert_eq!(queue.len_bytes(), 0);
     }
 
     #[test]
