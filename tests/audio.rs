@@ -135,13 +135,7 @@ async fn audio_none_streams_video_only() {
 
     // Asking for sound only is answered with why not.
     let peer_offer = support::offer_for(SOUND_ONLY).await;
-    let response = reqwest::Client::new()
-        .post(format!("{base}/whep"))
-        .header("content-type", "application/sdp")
-        .body(peer_offer)
-        .send()
-        .await
-        .unwrap();
+    let response = support::post_offer(&reqwest::Client::new(), &base, peer_offer).await;
     assert_eq!(response.status(), 400);
     let problem: serde_json::Value = response.json().await.unwrap();
     assert!(

@@ -11,7 +11,9 @@ use fieldcast::webrtc::api::IceServer;
 use fieldcast::webrtc::sdpfrag::{SdpFrag, restart_offer};
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use std::time::Duration;
-use support::{Wants, WhepViewer, base_url, offer_for, start_daemon, start_daemon_with};
+use support::{
+    Wants, WhepViewer, base_url, offer_for, post_offer, start_daemon, start_daemon_with,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webrtc::peer_connection::RTCSessionDescription;
 
@@ -162,19 +164,12 @@ async fn the_answer_offers_tcp_and_a_stranger_is_shown_the_door() {
     let daemon = start_daemon_with(|config| config.peer.tcp_candidates = true).await;
     let base = base_url(&daemon);
     let http = reqwest::Client::new();
-    let created = http
-        .post(format!("{base}/whep"))
-        .header("content-type", "application/sdp")
-        .body(
-            offer_for(Wants {
-                video: true,
-                audio: false,
-            })
-            .await,
-        )
-        .send()
-        .await
-        .unwrap();
+    let offer = offer_for(Wants {
+        video: true,
+        audio: false,
+    })
+    .await;
+    let created = post_offer(&http, &base, offer).await;
     assert_eq!(created.status(), 201);
     let answer = created.text().await.unwrap();
     let listener = passive_tcp_candidate(&answer)
@@ -228,13 +223,7 @@ async fn relay_only_without_a_relay_refuses_the_viewer_after_a_short_wait() {
     })
     .await;
     let started = std::time::Instant::now();
-    let response = reqwest::Client::new()
-        .post(format!("{base}/whep"))
-        .header("content-type", "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
+    let response = post_offer(&reqwest::Client::new(), &base, offer).await;
     let waited = started.elapsed();
     assert_eq!(response.status(), 500);
     let body = response.text().await.unwrap();

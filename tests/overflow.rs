@@ -5,7 +5,7 @@ use fieldcast_test_support as support;
 
 use reqwest::StatusCode;
 use std::time::Duration;
-use support::{Wants, WhepViewer, base_url, offer_for, start_daemon_with, status_json};
+use support::{Wants, WhepViewer, base_url, offer_for, post_offer, start_daemon_with, status_json};
 
 const OVERFLOW: &str = "https://overflow.example/whep/stream";
 const VIDEO: Wants = Wants {
@@ -19,13 +19,7 @@ async fn post(base: &str, offer: String) -> reqwest::Response {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    client
-        .post(format!("{base}/whep"))
-        .header("content-type", "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .unwrap()
+    post_offer(&client, base, offer).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

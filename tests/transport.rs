@@ -6,7 +6,7 @@ use fieldcast_test_support as support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use support::{Wants, offer_for, start_daemon_with};
+use support::{Wants, offer_for, post_offer, start_daemon_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_and_http_redirects_there() {
@@ -42,19 +42,12 @@ async fn https_serves_and_http_redirects_there() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let created = secure
-        .post(format!("https://{https}/whep"))
-        .header("content-type", "application/sdp")
-        .body(
-            offer_for(Wants {
-                video: true,
-                audio: false,
-            })
-            .await,
-        )
-        .send()
-        .await
-        .unwrap();
+    let offer = offer_for(Wants {
+        video: true,
+        audio: false,
+    })
+    .await;
+    let created = post_offer(&secure, &format!("https://{https}"), offer).await;
     assert_eq!(created.status(), 201, "WHEP works over HTTPS");
     let location = created.headers()["location"].to_str().unwrap().to_owned();
     let deleted = secure

@@ -3,13 +3,16 @@
 //! viewers; a viewer is a plain state machine ([`peer::ViewerPeer`]).
 //!
 //! Data path: hub queues → [`worker`] (wakes once per frame) → [`peer`] (rewrite, SRTP) →
-//! [`socket`] (GSO batches) → viewers; [`demux`] routes what comes back.
+//! [`socket`] (GSO batches), or [`relay`] (a TURN allocation; the loop's side of it is in
+//! `worker/relayed`) → viewers; [`demux`] routes what comes back. [`reflexive`] asks STUN
+//! servers what the sockets look like from outside.
 
 pub(crate) mod candidates;
 pub(crate) mod certificate;
 pub(crate) mod demux;
 pub(crate) mod peer;
 pub(crate) mod permits;
+pub(crate) mod reflexive;
 pub(crate) mod relay;
 pub(crate) mod socket;
 pub(crate) mod stun;
@@ -21,6 +24,7 @@ use crate::fanout::Hubs;
 use crate::webrtc::api::PeerSettings;
 use crate::webrtc::totals::Totals;
 use candidates::LocalCandidate;
+use rtc::shared::{TransportContext, TransportProtocol};
 use socket::EgressSocket;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -146,6 +150,21 @@ pub fn start_loop(
         connect_timeout,
         totals,
     ))
+}
+
+/// What the `rtc` core is told of a datagram's path: from `remote` to `local`, or the other
+/// way for one it sends.
+pub(crate) fn transport(
+    local: SocketAddr,
+    remote: SocketAddr,
+    protocol: TransportProtocol,
+) -> TransportContext {
+    TransportContext {
+        local_addr: local,
+        peer_addr: remote,
+        ecn: None,
+        transport_protocol: protocol,
+    }
 }
 
 /// ICE-TCP frames and connection events waiting for the loop.

@@ -3,6 +3,7 @@
 //! out. No sockets, no tasks, no clock of its own: the egress loop (`worker.rs`) owns those.
 
 use crate::egress::candidates::LocalCandidate;
+use crate::egress::transport;
 use crate::fanout::Queued;
 use crate::fanout::audio::AudioPacket;
 use crate::media::rtp::RtpRewriter;
@@ -27,7 +28,7 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::shared::{TaggedBytesMut, TransportProtocol};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -241,12 +242,7 @@ impl ViewerPeer {
     ) {
         let message = TaggedBytesMut {
             now,
-            transport: TransportContext {
-                local_addr: local,
-                peer_addr: remote,
-                ecn: None,
-                transport_protocol: protocol,
-            },
+            transport: transport(local, remote, protocol),
             message: bytes,
         };
         if let Err(e) = self.pc.handle_read(message) {

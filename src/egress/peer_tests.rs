@@ -141,12 +141,7 @@ impl Call {
                 }
                 let message = TaggedBytesMut {
                     now: self.now,
-                    transport: TransportContext {
-                        local_addr: transmit.remote,
-                        peer_addr: transmit.local,
-                        ecn: None,
-                        transport_protocol: TransportProtocol::UDP,
-                    },
+                    transport: transport(transmit.remote, transmit.local, TransportProtocol::UDP),
                     message: transmit.bytes,
                 };
                 let _ = self.browser.handle_read(message);

@@ -7,13 +7,14 @@
 
 use crate::egress::demux::binding_request_username;
 use crate::egress::permits::AwaitingPermission;
+use crate::egress::transport;
 use crate::webrtc::api::IceServer;
 use bytes::BytesMut;
 use rtc::crypto::RTCCryptoProvider;
 use rtc::ice::url::{ProtoType, SchemeType, Url};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::shared::{TaggedBytesMut, TransportProtocol};
 use rtc::stun::error_code::{CODE_STALE_NONCE, ErrorCodeAttribute};
 use rtc::stun::message::{
     CLASS_ERROR_RESPONSE, Getter, METHOD_REFRESH, Message, MessageType, TransactionId,
@@ -226,10 +227,9 @@ impl Relays {
     }
 
     /// Whether datagrams from `remote` on the socket at `local` are a TURN server's.
+    #[cfg(test)]
     pub fn is_server(&self, local: SocketAddr, remote: SocketAddr) -> bool {
-        self.allocations
-            .iter()
-            .any(|a| a.socket == local && a.server == remote && a.client.is_some())
+        self.server_index(local, remote).is_some()
     }
 
     /// True (once) when the relayed addresses changed.
@@ -237,25 +237,20 @@ impl Relays {
         std::mem::take(&mut self.changed)
     }
 
-    /// A datagram from `remote` on the socket at `local`: true when it came from a TURN
-    /// server the socket allocates on, and was taken.
+    /// A datagram from `remote` on the socket at `local`, taken when it came from a TURN
+    /// server the socket allocates on; any other is handed back.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         bytes: BytesMut,
-    ) -> bool {
-        let Some(index) = self
-            .allocations
-            .iter()
-            .position(|a| a.socket == local && a.server == remote && a.client.is_some())
-        else {
-            return false;
+    ) -> Result<(), BytesMut> {
+        let Some(index) = self.server_index(local, remote) else {
+            return Err(bytes);
         };
-        let allocation = &mut self.allocations[index];
-        let Some(client) = allocation.client.as_mut() else {
-            return false;
+        let Some(client) = self.allocations[index].client.as_mut() else {
+            return Err(bytes);
         };
         // Ours, and not a stale nonce (rtc-turn signs the next refresh with the new one): the
         // allocation is gone, or going.
@@ -266,12 +261,7 @@ impl Relays {
             .map(|(_, code)| code);
         let message = TaggedBytesMut {
             now,
-            transport: TransportContext {
-                local_addr: local,
-                peer_addr: remote,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
+            transport: transport(local, remote, TransportProtocol::UDP),
             message: bytes,
         };
         if let Err(e) = client.handle_read(message) {
@@ -285,7 +275,7 @@ impl Relays {
                 &format!("the server refused a refresh ({code})"),
             );
         }
-        true
+        Ok(())
     }
 
     /// Sends a viewer's datagram from `relayed` to `peer`, asking for the permission first
@@ -387,6 +377,13 @@ impl Relays {
 
     pub fn poll_received(&mut self) -> Option<Received> {
         self.received.pop_front()
+    }
+
+    /// The allocation whose client talks to `remote` from the socket at `local`.
+    fn server_index(&self, local: SocketAddr, remote: SocketAddr) -> Option<usize> {
+        self.allocations
+            .iter()
+            .position(|a| a.socket == local && a.server == remote && a.client.is_some())
     }
 
     fn index_of(&self, relayed: SocketAddr) -> Option<usize> {

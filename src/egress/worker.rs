@@ -7,6 +7,7 @@ use crate::egress::candidates::LocalCandidate;
 use crate::egress::certificate::LoopCertificate;
 use crate::egress::demux::{Demux, ViewerKey};
 use crate::egress::peer::{Connection, PeerEvent, Sent, Transmit, ViewerPeer};
+use crate::egress::reflexive::Reflexive;
 use crate::egress::relay::{Relays, TurnServer};
 use crate::egress::socket::EgressSocket;
 use crate::egress::tcp::{self, TcpEvent};
@@ -23,8 +24,11 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot};
+
+#[path = "relayed.rs"]
+mod relayed;
 
 /// Datagrams received and not yet handled before more are dropped (viewers send little:
 /// checks, RTCP, DTLS).
@@ -38,8 +42,8 @@ const PASS_BYTES: u64 = 64 * 1024;
 const PASS_PAUSE: Duration = Duration::from_millis(2);
 /// Largest datagram read.
 const RECEIVE_BUFFER: usize = 2048;
-/// How long a viewer's offer waits for a relay to be allocated, with relay-only ICE.
-const RELAY_WAIT: Duration = Duration::from_secs(3);
+/// How long resolving a STUN or TURN server's name may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How a viewer ended, for the log.
 pub type EndReason = &'static str;
@@ -130,7 +134,7 @@ impl EgressLoop {
             next_key: 1,
             paced: None,
             addresses,
-            stun: Stun::default(),
+            reflexive: Reflexive::default(),
             relays: Relays::new(relay_only),
             waiting: Vec::new(),
         };
@@ -258,7 +262,7 @@ struct Worker {
     /// When to carry on with a burst that did not fit one pass.
     paced: Option<Instant>,
     addresses: Addresses,
-    stun: Stun,
+    reflexive: Reflexive,
     relays: Relays,
     /// Offers waiting for a relay (relay-only ICE), with their deadline.
     waiting: Vec<(Instant, JoinRequest)>,
@@ -286,35 +290,13 @@ pub struct Addresses {
     pub turn_servers: Vec<TurnServer>,
 }
 
-/// Asking STUN servers what each socket looks like from outside.
-#[derive(Default)]
-struct Stun {
-    servers: Vec<SocketAddr>,
-    /// Requests out: transaction → (our socket, the server).
-    pending: HashMap<crate::egress::stun::Transaction, (SocketAddr, SocketAddr)>,
-    /// (socket, server) pairs answered in this round.
-    answered: std::collections::HashSet<(SocketAddr, SocketAddr)>,
-    /// What the servers saw: (socket, its public address).
-    reflexive: Vec<(SocketAddr, SocketAddr)>,
-    /// Requests sent in this round so far, per pair.
-    tries: u32,
-    due: Option<Instant>,
-}
-
-/// Requests per round before a server counts as not answering.
-const STUN_TRIES: u32 = 6;
-const STUN_RETRY: Duration = Duration::from_millis(500);
-/// How often the public addresses are checked again (a router may map them anew).
-const STUN_REFRESH: Duration = Duration::from_secs(60);
-/// How long resolving a STUN or TURN server's name may take.
-const STUN_RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
-
 impl Worker {
     async fn run(mut self) {
         self.resolve_stun_servers().await;
         self.resolve_turn_servers().await;
         loop {
             let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let next_stun = self.reflexive.poll_timeout();
             let next_relay = self.relays.poll_timeout();
             let next_give_up = self.waiting.iter().map(|(at, _)| *at).min();
             tokio::select! {
@@ -337,11 +319,8 @@ impl Worker {
                     self.on_media().await;
                 }
                 _ = sleep_until(next_timer) => self.on_timers(),
-                _ = sleep_until(self.stun.due) => self.ask_stun(),
-                _ = sleep_until(next_relay) => {
-                    self.relays.handle_timeout(Instant::now(), SystemTime::now());
-                    self.after_relays();
-                }
+                _ = sleep_until(next_stun) => self.ask_stun(),
+                _ = sleep_until(next_relay) => self.on_relay_timers(),
                 _ = sleep_until(next_give_up) => self.give_up_waiting(),
             }
             self.flush().await;
@@ -357,18 +336,7 @@ impl Worker {
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::Join(request) => {
-                if self.settings.relay_only && self.relays.relayed().is_empty() {
-                    if self.relays.is_empty() {
-                        let _ = request.reply.send(Err(no_relay()));
-                    } else {
-                        // The first viewers may come before the first allocation.
-                        self.waiting.push((now + RELAY_WAIT, request));
-                    }
-                    return;
-                }
-                self.join(now, request);
-            }
+            Command::Join(request) => self.join_when_relayed(now, request),
             Command::Candidates { key, frag, reply } => {
                 let result = match self.viewers.get_mut(&key) {
                     Some(viewer) => viewer.peer.add_remote_candidates(&frag),
@@ -485,56 +453,6 @@ impl Worker {
         self.after(key);
     }
 
-    /// Asks the relays to let `peers` through.
-    fn permit(&mut self, now: Instant, peers: Vec<SocketAddr>) {
-        for peer in peers {
-            self.relays.permit(now, peer);
-        }
-        self.send_to_servers();
-    }
-
-    /// Offers that waited too long for a relay are answered with an error.
-    fn give_up_waiting(&mut self) {
-        let now = Instant::now();
-        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|(at, _)| *at <= now || self.commands.is_closed());
-        self.waiting = waiting;
-        for (_, request) in late {
-            let _ = request.reply.send(Err(no_relay()));
-        }
-    }
-
-    /// Takes what the relays produced: datagrams viewers sent through them, requests for the
-    /// servers, and new relayed addresses (for the answers, and for the offers waiting).
-    fn after_relays(&mut self) {
-        let now = Instant::now();
-        while let Some(received) = self.relays.poll_received() {
-            let Some(key) = self
-                .demux
-                .route(received.relayed, received.peer, &received.bytes)
-            else {
-                tracing::trace!(relayed = %received.relayed, peer = %received.peer, "relayed datagram for no viewer");
-                continue;
-            };
-            if let Some(viewer) = self.viewers.get_mut(&key) {
-                viewer
-                    .peer
-                    .handle_datagram(now, received.relayed, received.peer, received.bytes);
-                self.after(key);
-            }
-        }
-        self.send_to_servers();
-        if self.relays.take_changed() {
-            self.update_candidates();
-            if !self.relays.relayed().is_empty() {
-                for (_, request) in std::mem::take(&mut self.waiting) {
-                    self.join(now, request);
-                }
-            }
-        }
-    }
-
     /// The candidates every new viewer is answered with, from what the loop knows now.
     fn update_candidates(&mut self) {
         let addresses = &self.addresses;
@@ -545,7 +463,7 @@ impl Worker {
             crate::egress::candidates::all(
                 &addresses.bound,
                 &addresses.public,
-                &self.stun.reflexive,
+                self.reflexive.addresses(),
                 &addresses.tcp,
             )
         };
@@ -556,32 +474,47 @@ impl Worker {
         self.candidates = Arc::new(candidates);
     }
 
-    /// Requests the relays have for their servers go out on their sockets.
-    fn send_to_servers(&mut self) {
-        while let Some(out) = self.relays.poll_to_server() {
-            match self
-                .sockets
-                .iter_mut()
-                .find(|socket| socket.local_addr() == out.local)
-            {
-                Some(socket) => socket.queue(out.server, &out.bytes),
-                None => {
-                    tracing::debug!(local = %out.local, "a TURN request from no socket of ours")
-                }
-            }
+    async fn resolve_stun_servers(&mut self) {
+        let mut servers = Vec::new();
+        for server in &self.addresses.stun_servers {
+            servers.extend(lookup(server, &format!("STUN server {server}")).await);
+        }
+        self.reflexive = Reflexive::new(Instant::now(), servers);
+    }
+
+    /// The STUN round's next binding requests go out on their sockets.
+    fn ask_stun(&mut self) {
+        let requests = self
+            .reflexive
+            .handle_timeout(Instant::now(), &self.addresses.bound);
+        for request in requests {
+            queue_on(
+                &mut self.sockets,
+                request.local,
+                request.server,
+                &request.bytes,
+            );
         }
     }
 
+    /// A STUN server's answer: true when it was one of ours.
+    fn on_stun_answer(&mut self, remote: SocketAddr, datagram: &[u8]) -> bool {
+        let ours =
+            self.reflexive
+                .handle_answer(Instant::now(), &self.addresses.bound, remote, datagram);
+        if self.reflexive.take_changed() {
+            self.update_candidates();
+        }
+        ours
+    }
+
     fn on_datagram(&mut self, local: SocketAddr, remote: SocketAddr, datagram: BytesMut) {
-        if self.stun.servers.contains(&remote) && self.on_stun_answer(&datagram) {
+        if self.on_stun_answer(remote, &datagram) {
             return;
         }
-        if self.relays.is_server(local, remote) {
-            self.relays
-                .handle_datagram(Instant::now(), local, remote, datagram);
-            self.after_relays();
+        let Err(datagram) = self.take_turn_datagram(local, remote, datagram) else {
             return;
-        }
+        };
         let Some(key) = self.demux.route(local, remote, &datagram) else {
             tracing::trace!(%local, %remote, "datagram for no viewer");
             return;
@@ -856,130 +789,6 @@ impl Worker {
         }
     }
 
-    async fn resolve_stun_servers(&mut self) {
-        for server in &self.addresses.stun_servers {
-            let lookup = tokio::net::lookup_host(server.as_str());
-            match tokio::time::timeout(STUN_RESOLVE_TIMEOUT, lookup).await {
-                Ok(Ok(addrs)) => self.stun.servers.extend(addrs),
-                Ok(Err(e)) => tracing::warn!("STUN server {server}: {e}"),
-                Err(_) => tracing::warn!(
-                    "STUN server {server}: no address within {STUN_RESOLVE_TIMEOUT:?}"
-                ),
-            }
-        }
-        if !self.stun.servers.is_empty() {
-            self.stun.due = Some(Instant::now());
-        }
-    }
-
-    /// Sends a binding request from every socket to every STUN server that has not answered
-    /// in this round; then waits for the answers, or for the next round.
-    fn ask_stun(&mut self) {
-        let now = Instant::now();
-        if self.stun.tries >= STUN_TRIES {
-            for socket in &self.addresses.bound {
-                for server in &self.stun.servers {
-                    if !self.stun.answered.contains(&(*socket, *server)) {
-                        tracing::warn!(%socket, %server, "the STUN server did not answer");
-                    }
-                }
-            }
-            self.stun.tries = 0;
-            self.stun.answered.clear();
-            self.stun.pending.clear();
-            self.stun.due = Some(now + STUN_REFRESH);
-            return;
-        }
-        self.stun.tries += 1;
-        for socket in &mut self.sockets {
-            let local = socket.local_addr();
-            for &server in &self.stun.servers {
-                if server.is_ipv4() != local.is_ipv4()
-                    || self.stun.answered.contains(&(local, server))
-                {
-                    continue;
-                }
-                let transaction: crate::egress::stun::Transaction = rand::random();
-                self.stun.pending.insert(transaction, (local, server));
-                socket.queue(server, &crate::egress::stun::binding_request(&transaction));
-            }
-        }
-        self.stun.due = Some(now + STUN_RETRY);
-    }
-
-    /// A STUN server's answer: true when it was one of ours.
-    fn on_stun_answer(&mut self, datagram: &[u8]) -> bool {
-        let Some((transaction, seen)) = crate::egress::stun::binding_success(datagram) else {
-            return false;
-        };
-        let Some((local, server)) = self.stun.pending.remove(&transaction) else {
-            return false;
-        };
-        self.stun.answered.insert((local, server));
-        let known = self
-            .stun
-            .reflexive
-            .iter()
-            .any(|&(base, addr)| base == local && addr == seen);
-        if !known {
-            self.stun.reflexive.retain(|&(base, _)| base != local);
-            self.stun.reflexive.push((local, seen));
-            self.update_candidates();
-            tracing::info!(socket = %local, public = %seen, %server, "public address from STUN");
-        }
-        let expected = self
-            .sockets
-            .iter()
-            .map(|socket| {
-                let local = socket.local_addr();
-                self.stun
-                    .servers
-                    .iter()
-                    .filter(|server| server.is_ipv4() == local.is_ipv4())
-                    .count()
-            })
-            .sum::<usize>();
-        if self.stun.answered.len() >= expected {
-            // Everyone answered: the next round in a while.
-            self.stun.tries = 0;
-            self.stun.answered.clear();
-            self.stun.pending.clear();
-            self.stun.due = Some(Instant::now() + STUN_REFRESH);
-        }
-        true
-    }
-
-    /// Resolves the TURN servers and starts allocating on them from every socket of the
-    /// server's family.
-    async fn resolve_turn_servers(&mut self) {
-        let now = Instant::now();
-        for turn in &self.addresses.turn_servers {
-            let lookup = tokio::net::lookup_host(turn.host_port.as_str());
-            let resolved: Vec<SocketAddr> =
-                match tokio::time::timeout(STUN_RESOLVE_TIMEOUT, lookup).await {
-                    Ok(Ok(addrs)) => addrs.collect(),
-                    Ok(Err(e)) => {
-                        tracing::warn!("TURN server {}: {e}", turn.url);
-                        continue;
-                    }
-                    Err(_) => {
-                        tracing::warn!(
-                            "TURN server {}: no address within {STUN_RESOLVE_TIMEOUT:?}",
-                            turn.url
-                        );
-                        continue;
-                    }
-                };
-            for &socket in &self.addresses.bound {
-                // One allocation per socket and server: a second from the same socket would
-                // be refused (437), as the server keys allocations by the 5-tuple.
-                if let Some(&server) = resolved.iter().find(|s| s.is_ipv4() == socket.is_ipv4()) {
-                    self.relays.add(now, socket, server, turn.clone());
-                }
-            }
-        }
-    }
-
     async fn flush(&mut self) {
         for socket in &mut self.sockets {
             if socket.has_queued() {
@@ -990,14 +799,6 @@ impl Worker {
             }
         }
     }
-}
-
-fn no_relay() -> SessionError {
-    SessionError::Setup(
-        "relay-only ICE, and no TURN relay is allocated (is a TURN server over UDP configured \
-         and answering?)"
-            .to_owned(),
-    )
 }
 
 /// Sends a viewer's datagram: through the relay when it leaves from a relayed address, else
@@ -1031,12 +832,44 @@ fn send(
 
 /// Queues a viewer's datagram on the socket it names.
 fn queue(sockets: &mut [EgressSocket], transmit: &Transmit) {
+    if !queue_on(sockets, transmit.local, transmit.remote, &transmit.bytes) {
+        tracing::debug!(local = %transmit.local, "a datagram from no socket of ours");
+    }
+}
+
+/// Queues a datagram on the socket at `local`: false when the loop has none there.
+fn queue_on(
+    sockets: &mut [EgressSocket],
+    local: SocketAddr,
+    remote: SocketAddr,
+    datagram: &[u8],
+) -> bool {
     match sockets
         .iter_mut()
-        .find(|socket| socket.local_addr() == transmit.local)
+        .find(|socket| socket.local_addr() == local)
     {
-        Some(socket) => socket.queue(transmit.remote, &transmit.bytes),
-        None => tracing::debug!(local = %transmit.local, "a datagram from no socket of ours"),
+        Some(socket) => {
+            socket.queue(remote, datagram);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The addresses of a STUN or TURN server's `host:port`; none (and a warning naming the
+/// server) when it has none, or none in time.
+async fn lookup(host_port: &str, named: &str) -> Vec<SocketAddr> {
+    let resolving = tokio::net::lookup_host(host_port);
+    match tokio::time::timeout(RESOLVE_TIMEOUT, resolving).await {
+        Ok(Ok(addrs)) => addrs.collect(),
+        Ok(Err(e)) => {
+            tracing::warn!("{named}: {e}");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!("{named}: no address within {RESOLVE_TIMEOUT:?}");
+            Vec::new()
+        }
     }
 }
 

@@ -385,6 +385,17 @@ impl WhepViewer {
     }
 }
 
+/// POSTs `offer` to `{base}/whep` as SDP, and returns the response whatever its status.
+pub async fn post_offer(client: &reqwest::Client, base: &str, offer: String) -> reqwest::Response {
+    client
+        .post(format!("{base}/whep"))
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .expect("POST /whep answered")
+}
+
 /// The admin view of status (every detail), with [`TEST_ADMIN_TOKEN`].
 pub async fn status_json(base: &str) -> serde_json::Value {
     reqwest::Client::new()
