@@ -1,8 +1,9 @@
 //! fieldcast: one camera, one H.264 encode, many WebRTC viewers over WHEP.
 //!
 //! The data path reads top to bottom: [`media`] (GStreamer pipeline, RTP grouping) →
-//! [`fanout`] (per-viewer queues) → [`webrtc`] (one PeerConnection per viewer) → [`http`]
-//! (WHEP signalling, viewer page, status). [`daemon`] wires them together.
+//! [`fanout`] (per-viewer queues) → [`egress`] (one loop sends every viewer its media) →
+//! [`http`] (WHEP signalling, viewer page, status); [`webrtc`] holds what connections share.
+//! [`daemon`] wires them together.
 
 pub mod check;
 pub mod config;

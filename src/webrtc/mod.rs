@@ -3,13 +3,13 @@
 //! registry that owns them. Viewers' media itself leaves through `egress/`.
 
 pub mod api;
-pub mod connection;
+pub(crate) mod connection;
 pub mod feedback;
-pub mod ice_servers;
+pub(crate) mod ice_servers;
 pub mod offer;
 pub(crate) mod peer_connection;
-pub mod registry;
+pub(crate) mod registry;
 pub mod repeat_resends;
 pub mod sdpfrag;
-pub mod session;
-pub mod totals;
+pub(crate) mod session;
+pub(crate) mod totals;
