@@ -3,6 +3,7 @@
 //! out. No sockets, no tasks, no clock of its own: the egress loop (`worker.rs`) owns those.
 
 use crate::egress::candidates::LocalCandidate;
+use crate::egress::send_side::SendSide;
 use crate::fanout::Queued;
 use crate::fanout::audio::AudioPacket;
 use crate::media::rtp::RtpRewriter;
@@ -14,6 +15,7 @@ use crate::webrtc::offer::OfferSummary;
 use crate::webrtc::sdpfrag::{self, SdpFrag};
 use crate::webrtc::session::SessionError;
 use bytes::BytesMut;
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -30,7 +32,10 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+/// Where the viewer's one interceptor sits: the chain has no other, so any slot would do.
+const SEND_SIDE_SLOT: usize = 4_000;
 
 /// What a viewer's connection tells the loop.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +127,10 @@ impl ViewerPeer {
             )
             .with_media_engine(media_engine)
             .with_setting_engine(setting_engine)
-            .with_interceptor_registry(api::interceptors(None))
+            .with_interceptor_registry(Registry::new().with(
+                Slot::from(SEND_SIDE_SLOT),
+                SendSide::new(now, SystemTime::now()),
+            ))
             .build(now)
             .map_err(setup)?;
         let offer = RTCSessionDescription::offer(offer).map_err(negotiation)?;
