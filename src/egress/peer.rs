@@ -91,6 +91,12 @@ pub struct ViewerPeer {
     rtx: bool,
     connection: Connection,
     events: VecDeque<PeerEvent>,
+    /// The connection's next deadline as last asked, kept while only media has gone in since:
+    /// asking walks every layer of the connection, and a frame moves no timer but the first
+    /// sender report's.
+    deadline: Option<Option<Instant>>,
+    /// Media has gone in (and with it the sender reports' timer).
+    media_started: bool,
 }
 
 impl ViewerPeer {
@@ -188,6 +194,8 @@ impl ViewerPeer {
             rtx,
             connection: Connection::Connecting,
             events: VecDeque::new(),
+            deadline: None,
+            media_started: false,
         };
         Ok((peer, answer))
     }
@@ -260,6 +268,7 @@ impl ViewerPeer {
         if let Err(e) = self.pc.handle_read(message) {
             tracing::trace!("datagram from {remote} not taken: {e}");
         }
+        self.deadline = None;
         self.collect();
     }
 
@@ -268,6 +277,7 @@ impl ViewerPeer {
         if let Err(e) = self.pc.handle_timeout(now) {
             tracing::trace!("timer: {e}");
         }
+        self.deadline = None;
         self.collect();
     }
 
@@ -276,7 +286,7 @@ impl ViewerPeer {
         if self.connection.is_over() {
             return None;
         }
-        self.pc.poll_timeout()
+        *self.deadline.get_or_insert_with(|| self.pc.poll_timeout())
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -318,6 +328,7 @@ impl ViewerPeer {
                 sent.refused += 1;
             }
         }
+        self.after_media(sent);
         sent
     }
 
@@ -340,7 +351,16 @@ impl ViewerPeer {
         } else {
             sent.refused = 1;
         }
+        self.after_media(sent);
         sent
+    }
+
+    /// The first media arms the sender reports' timer: the deadline is asked again.
+    fn after_media(&mut self, sent: Sent) {
+        if sent.packets > 0 && !self.media_started {
+            self.media_started = true;
+            self.deadline = None;
+        }
     }
 
     /// Candidates the viewer found after its offer (trickle ICE). mDNS names are skipped:
@@ -359,6 +379,7 @@ impl ViewerPeer {
             self.pc
                 .add_remote_candidate(init)
                 .map_err(|e| SessionError::Candidate(e.to_string()))?;
+            self.deadline = None;
         }
         Ok(())
     }
@@ -404,6 +425,7 @@ impl ViewerPeer {
             self.ufrag = ours;
         }
         self.remote_ufrag = Some(ufrag.clone());
+        self.deadline = None;
         self.add_remote_candidates(frag)?;
         self.collect();
         Ok(sdpfrag::answer_fragment(&local))
@@ -430,6 +452,7 @@ impl ViewerPeer {
         if let Err(e) = self.pc.close() {
             tracing::trace!("close: {e}");
         }
+        self.deadline = None;
         self.set_connection(Connection::Closed);
     }
 
