@@ -14,6 +14,7 @@ pub(crate) mod peer;
 pub(crate) mod permits;
 pub(crate) mod reflexive;
 pub(crate) mod relay;
+pub(crate) mod send_side;
 pub(crate) mod socket;
 pub(crate) mod stun;
 pub(crate) mod tcp;

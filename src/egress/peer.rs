@@ -3,6 +3,7 @@
 //! out. No sockets, no tasks, no clock of its own: the egress loop (`worker.rs`) owns those.
 
 use crate::egress::candidates::LocalCandidate;
+use crate::egress::send_side::SendSide;
 use crate::egress::transport;
 use crate::fanout::Queued;
 use crate::fanout::audio::AudioPacket;
@@ -15,6 +16,7 @@ use crate::webrtc::offer::OfferSummary;
 use crate::webrtc::sdpfrag::{self, SdpFrag};
 use crate::webrtc::session::SessionError;
 use bytes::BytesMut;
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -31,7 +33,10 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportProtocol};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+/// Where the viewer's one interceptor sits: the chain has no other, so any slot would do.
+const SEND_SIDE_SLOT: usize = 4_000;
 
 /// What a viewer's connection tells the loop.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +92,12 @@ pub struct ViewerPeer {
     rtx: bool,
     connection: Connection,
     events: VecDeque<PeerEvent>,
+    /// The connection's next deadline as last asked, kept while only media has gone in since:
+    /// asking walks every layer of the connection, and a frame moves no timer but the first
+    /// sender report's.
+    deadline: Option<Option<Instant>>,
+    /// Media has gone in (and with it the sender reports' timer).
+    media_started: bool,
 }
 
 impl ViewerPeer {
@@ -123,7 +134,10 @@ impl ViewerPeer {
             )
             .with_media_engine(media_engine)
             .with_setting_engine(setting_engine)
-            .with_interceptor_registry(api::interceptors())
+            .with_interceptor_registry(Registry::new().with(
+                Slot::from(SEND_SIDE_SLOT),
+                SendSide::new(now, SystemTime::now()),
+            ))
             .build(now)
             .map_err(setup)?;
         let offer = RTCSessionDescription::offer(offer).map_err(negotiation)?;
@@ -181,6 +195,8 @@ impl ViewerPeer {
             rtx,
             connection: Connection::Connecting,
             events: VecDeque::new(),
+            deadline: None,
+            media_started: false,
         };
         Ok((peer, answer))
     }
@@ -248,6 +264,7 @@ impl ViewerPeer {
         if let Err(e) = self.pc.handle_read(message) {
             tracing::trace!("datagram from {remote} not taken: {e}");
         }
+        self.deadline = None;
         self.collect();
     }
 
@@ -256,6 +273,7 @@ impl ViewerPeer {
         if let Err(e) = self.pc.handle_timeout(now) {
             tracing::trace!("timer: {e}");
         }
+        self.deadline = None;
         self.collect();
     }
 
@@ -264,7 +282,7 @@ impl ViewerPeer {
         if self.connection.is_over() {
             return None;
         }
-        self.pc.poll_timeout()
+        *self.deadline.get_or_insert_with(|| self.pc.poll_timeout())
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -306,6 +324,7 @@ impl ViewerPeer {
                 sent.refused += 1;
             }
         }
+        self.after_media(sent);
         sent
     }
 
@@ -328,7 +347,16 @@ impl ViewerPeer {
         } else {
             sent.refused = 1;
         }
+        self.after_media(sent);
         sent
+    }
+
+    /// The first media arms the sender reports' timer: the deadline is asked again.
+    fn after_media(&mut self, sent: Sent) {
+        if sent.packets > 0 && !self.media_started {
+            self.media_started = true;
+            self.deadline = None;
+        }
     }
 
     /// Candidates the viewer found after its offer (trickle ICE). mDNS names are skipped:
@@ -347,6 +375,7 @@ impl ViewerPeer {
             self.pc
                 .add_remote_candidate(init)
                 .map_err(|e| SessionError::Candidate(e.to_string()))?;
+            self.deadline = None;
         }
         Ok(())
     }
@@ -392,6 +421,7 @@ impl ViewerPeer {
             self.ufrag = ours;
         }
         self.remote_ufrag = Some(ufrag.clone());
+        self.deadline = None;
         self.add_remote_candidates(frag)?;
         self.collect();
         Ok(sdpfrag::answer_fragment(&local))
@@ -418,6 +448,7 @@ impl ViewerPeer {
         if let Err(e) = self.pc.close() {
             tracing::trace!("close: {e}");
         }
+        self.deadline = None;
         self.set_connection(Connection::Closed);
     }
 

@@ -68,11 +68,20 @@ struct Call {
     received: Vec<rtc::rtp::Packet>,
     /// Datagrams the viewer sent, by destination.
     sent_to: Vec<SocketAddr>,
+    /// The SSRC of every sender report the viewer sent.
+    sender_reports: Vec<u32>,
     /// Where the viewer's datagrams leave from (and the browser's arrive).
     local: SocketAddr,
     /// DTLS datagrams still to be lost on the way, from us and from the browser.
     lose_dtls_sent: usize,
     lose_dtls_received: usize,
+}
+
+/// The SSRC of an SRTCP sender report (its first 8 bytes travel in the clear, RFC 3711).
+fn sender_report_ssrc(datagram: &[u8]) -> Option<u32> {
+    const SENDER_REPORT: u8 = 200;
+    (datagram.len() >= 8 && datagram[0] >> 6 == 2 && datagram[1] == SENDER_REPORT)
+        .then(|| u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]))
 }
 
 /// RFC 7983: DTLS records start with 20 to 63.
@@ -117,6 +126,7 @@ impl Call {
             events: Vec::new(),
             received: Vec::new(),
             sent_to: Vec::new(),
+            sender_reports: Vec::new(),
             lose_dtls_sent: 0,
             lose_dtls_received: 0,
             local: candidate.base(),
@@ -135,6 +145,9 @@ impl Call {
                     "sent from a socket we do not have"
                 );
                 self.sent_to.push(transmit.remote);
+                if let Some(ssrc) = sender_report_ssrc(&transmit.bytes) {
+                    self.sender_reports.push(ssrc);
+                }
                 if self.lose_dtls_sent > 0 && is_dtls(&transmit.bytes) {
                     self.lose_dtls_sent -= 1;
                     continue;
@@ -299,6 +312,19 @@ fn connects_and_delivers_a_frame_as_the_viewers_own_stream() {
         "payloads arrive unchanged, in order"
     );
     assert!(call.sent_to.iter().all(|to| *to == addr(BROWSER)));
+}
+
+#[test]
+fn the_stream_is_described_by_sender_reports_once_it_flows() {
+    let (mut call, _) = Call::start(false);
+    call.run_until("the connection", Duration::from_secs(10), Call::connected);
+    call.step(Duration::from_secs(2));
+    assert!(call.sender_reports.is_empty(), "no report before any media");
+    call.viewer.send_frame(call.now, &keyframe(90_000, 2));
+    call.run_until("a sender report", Duration::from_secs(2), |call| {
+        !call.sender_reports.is_empty()
+    });
+    assert_eq!(call.sender_reports[0], call.received[0].header.ssrc);
 }
 
 #[test]
