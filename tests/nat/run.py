@@ -17,8 +17,8 @@ Run by default (all pass):
                            Chromium)
   symmetric-relay-chromium both behind symmetric NATs, only HTTP forwarded,
                            device relay-only, TURN REST credentials     -> relay (Chromium)
-  no-udp-chromium          UDP blocked for the viewer                   -> ICE-TCP (Chromium);
-                           served by a connection per viewer (the loop has no ICE-TCP)
+  no-udp-chromium          UDP blocked for the viewer                   -> ICE-TCP (Chromium),
+                           to the egress loop's TCP listener
   check-ice                `fieldcast check --ice` behind a NAT finds its public address
                            (STUN) and a relay (TURN, REST credentials)
   join-rate                a LAN address POSTing more than 30 offers a minute gets 429
