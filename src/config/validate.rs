@@ -322,6 +322,18 @@ mod tests {
     }
 
     #[test]
+    fn an_older_files_egress_line_loads_unless_it_asks_for_a_path_that_is_gone() {
+        assert!(problems("[webrtc]\negress = \"loop\"\n").is_empty());
+        let gone = problems("[webrtc]\negress = \"connections\"\n");
+        assert_eq!(gone.len(), 1, "{gone:?}");
+        assert!(
+            gone[0].starts_with("webrtc.egress = \"connections\"")
+                && gone[0].contains("remove the line"),
+            "{gone:?}"
+        );
+    }
+
+    #[test]
     fn all_problems_are_reported_at_once() {
         let found = problems("[video]\nbitrate_kbps = 1\n[webrtc]\nviewer_queue_frames = 0\n");
         assert_eq!(found.len(), 2, "{found:?}");
