@@ -123,10 +123,7 @@ async fn stream(
     peer.set_remote_description(answer)
         .await
         .map_err(|e| PublishError::Refused(format!("the answer was not accepted: {e}")))?;
-    let video = video.negotiated().await.map_err(|e| match e {
-        PublishError::Refused(_) => PublishError::Refused("the engine took no H.264".to_owned()),
-        other => other,
-    })?;
+    let video = video.negotiated().await?;
     let audio = match audio {
         Some(pending) => pending.negotiated().await.ok(),
         None => None,

@@ -51,7 +51,7 @@ pub(crate) struct PendingTrack {
     track: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
     ssrc: u32,
-    clock_rate: u32,
+    kind: RtpCodecKind,
 }
 
 pub(crate) async fn add_track(
@@ -59,10 +59,6 @@ pub(crate) async fn add_track(
     stream_id: &str,
     kind: RtpCodecKind,
 ) -> Result<PendingTrack, PublishError> {
-    let clock_rate = match kind {
-        RtpCodecKind::Audio => AUDIO_CLOCK_RATE,
-        _ => VIDEO_CLOCK_RATE,
-    };
     let (track, ssrc) = crate::webrtc::api::send_track(stream_id, kind);
     let track = Arc::new(TrackLocalStaticRTP::new(track));
     let sender = peer
@@ -73,7 +69,7 @@ pub(crate) async fn add_track(
         track,
         sender,
         ssrc,
-        clock_rate,
+        kind,
     })
 }
 
@@ -91,7 +87,17 @@ impl PendingTrack {
             .iter()
             .find(|codec| !crate::webrtc::api::is_rtx(&codec.rtp_codec))
             .map(|codec| codec.payload_type)
-            .ok_or_else(|| PublishError::Refused("the engine took no codec we sent".to_owned()))?;
+            .ok_or_else(|| {
+                let codec = match self.kind {
+                    RtpCodecKind::Audio => "Opus",
+                    _ => "H.264",
+                };
+                PublishError::Refused(format!("the engine took no {codec}"))
+            })?;
+        let clock_rate = match self.kind {
+            RtpCodecKind::Audio => AUDIO_CLOCK_RATE,
+            _ => VIDEO_CLOCK_RATE,
+        };
         Ok(Outbound {
             track: self.track,
             rewriter: RtpRewriter::new(
@@ -99,7 +105,7 @@ impl PendingTrack {
                 payload_type,
                 rand::random::<u16>(),
                 rand::random::<u32>(),
-                self.clock_rate,
+                clock_rate,
             ),
         })
     }
